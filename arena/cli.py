@@ -1,0 +1,40 @@
+"""The `arena` command. Each subcommand lives in its own module under ``arena.commands``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Order here is the order in `arena --help`.
+COMMAND_MODULES = [
+    "arena.commands.demo",
+    "arena.commands.validate",
+    "arena.commands.db",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="arena",
+        description="Side-by-side evaluation and human rating of Korean LLMs. "
+        "Start with `arena demo`, or `arena validate eval_sets/*.jsonl` to check an eval set.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse arguments and run the chosen subcommand's ``func(args) -> int``."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the `arena` CLI: each module exposes ``register(subparsers)``."""

@@ -1,0 +1,1 @@
+"""Placeholder until the store work lands (owned by the store helper)."""
