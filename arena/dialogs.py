@@ -197,7 +197,8 @@ def parse_file(path: str | Path) -> tuple[list[tuple[int, Dialog]], list[Problem
         return [], [Problem(str(path), 0, "(file)", f"cannot read: {exc}")]
     for number, text in lines:
         try:
-            raw = json.loads(text)
+            # Without its line end, so that an error at the end of the line reports that line's column.
+            raw = json.loads(text.rstrip("\r\n"))
         except json.JSONDecodeError as exc:
             problems.append(Problem(str(path), number, "(json)", f"invalid JSON: {exc.msg} at column {exc.colno}"))
             continue
