@@ -52,8 +52,12 @@ def step(dialog: Dialog, turn_index: int) -> ReplayStep:
 
 
 def steps(dialog: Dialog) -> list[ReplayStep]:
-    """Every assistant turn of the dialog as a replay step, in order."""
-    return [step(dialog, i) for i in dialog.assistant_indices()]
+    """Every assistant turn as a replay step, in order, plus an open final step (no GT) when the
+    dialog ends on a user or tool turn: the seed's persona tests ask for an answer nobody wrote."""
+    out = [step(dialog, i) for i in dialog.assistant_indices()]
+    if dialog.turns[-1].role != "assistant":
+        out.append(step(dialog, len(dialog.turns)))
+    return out
 
 
 def live_messages(dialog: Dialog | None, history: list[dict[str, Any]], user_text: str) -> list[dict[str, Any]]:

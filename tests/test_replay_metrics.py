@@ -50,6 +50,13 @@ def test_replay_prompt_is_system_plus_reference_history():
     assert build_messages(d, 1)[-1] == {"role": "user", "content": "안녕."}
 
 
+def test_dialog_ending_on_user_turn_gets_an_open_final_step():
+    d = coat_dialog()
+    d.turns.append(d.turns[0].model_copy(update={"content": "세종대왕 알아?"}))
+    last = steps(d)[-1]
+    assert last.turn_index == 7 and last.gt is None and last.messages[-1]["content"] == "세종대왕 알아?"
+
+
 def test_replay_refuses_non_assistant_turns():
     with pytest.raises(ValueError, match="user turn"):
         step(coat_dialog(), 2)
