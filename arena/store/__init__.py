@@ -1,0 +1,25 @@
+"""The ratings store: SQLAlchemy models, engine, migrations and the Store, the only writer of ratings.db."""
+
+from arena.store.engine import DEFAULT_URL, create_engine, to_url
+from arena.store.store import (
+    AlreadyExists,
+    NotFound,
+    RatingInput,
+    RoundLocked,
+    Store,
+    StoreError,
+    stable_hash,
+)
+
+__all__ = [
+    "DEFAULT_URL",
+    "AlreadyExists",
+    "NotFound",
+    "RatingInput",
+    "RoundLocked",
+    "Store",
+    "StoreError",
+    "create_engine",
+    "stable_hash",
+    "to_url",
+]
