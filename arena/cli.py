@@ -10,7 +10,11 @@ import sys
 COMMAND_MODULES = [
     "arena.commands.demo",
     "arena.commands.validate",
+    "arena.commands.seeds",
     "arena.commands.db",
+    "arena.commands.annotators",
+    "arena.commands.models",
+    "arena.commands.recall",
 ]
 
 

@@ -242,5 +242,5 @@ def load_dialogs(paths: Iterable[str | Path]) -> list[Dialog]:
 
 
 def eval_set_files(directory: str | Path) -> list[Path]:
-    """The shipped eval-set files of a directory (retrieval indexes excluded)."""
-    return sorted(p for p in Path(directory).glob("*.jsonl") if not p.name.endswith(".index.jsonl"))
+    """The eval-set files of a directory (retrieval indexes live in its retrieval/ subfolder)."""
+    return sorted(Path(directory).glob("*.jsonl"))

@@ -1,0 +1,167 @@
+"""`arena recall --set SET.jsonl --index eval_sets/retrieval/DOCS.jsonl`: BM25 title recall@k of search queries.
+
+Rows: the baseline (last user utterance), the reference query (the item's GT tool call, when the set
+has one) and, with --models, each model's first retrieval tool call. The BM25 index is built once
+and cached under --cache-dir; model queries are cached per model under --query-cache (resumable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from arena.recall import DEFAULT_KS, MRR_DEPTH
+
+FORMATS = ("md", "csv", "json")
+
+
+class RecallError(Exception):
+    """A problem the user can fix from the command line."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("recall", help="BM25 retrieval recall@k of baseline and model search queries", description=__doc__)
+    p.add_argument("--set", dest="sets", nargs="+", required=True, metavar="JSONL", help="eval set(s) with retrieval items (\"gold\")")
+    p.add_argument("--index", required=True, metavar="JSONL", help='documents, one {"id", "title", "text"} per line')
+    p.add_argument("--tokenizer", choices=("kiwi", "whitespace"), default="kiwi", help="Kiwi morphemes (default) or whitespace words")
+    p.add_argument("--field", choices=("title", "title_text"), default="title", help="what is indexed (default: title)")
+    p.add_argument("--k", dest="ks", type=int, nargs="+", default=list(DEFAULT_KS), metavar="K", help="cut-offs (default: 1 2 4 10)")
+    p.add_argument("--format", choices=FORMATS, default="md", help="table format (default: md)")
+    p.add_argument("--models", nargs="+", default=[], metavar="NAME", help="models (from the registry) whose tool calls give queries")
+    p.add_argument("--config", default="configs/demo.yaml", help="models YAML for --models (default: configs/demo.yaml)")
+    p.add_argument("--concurrency", type=int, default=4, help="parallel generations per model (default: 4)")
+    p.add_argument("--query-cache", default=".cache/recall_queries", metavar="DIR", help="per-model query cache; '' disables")
+    p.add_argument("--no-reference", action="store_true", help="leave out the reference-query row")
+    p.add_argument("--cache-dir", default=".cache/bm25", metavar="DIR", help="BM25 index cache (default: .cache/bm25)")
+    p.add_argument("--rebuild", action="store_true", help="rebuild the BM25 index even if the cache is valid")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples for CIs; 0 = no CIs")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    p.add_argument("--plot", metavar="HTML", help="also write the recall@k curve as a standalone HTML file")
+    p.add_argument("--items-out", metavar="JSONL", help="also write every item's query, status and retrieved ids")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except RecallError as exc:
+        print(f"arena recall: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from arena.bm25 import open_retriever
+    from arena.dialogs import EvalSetError, load_dialogs
+    from arena.recall import (
+        BASELINE,
+        REFERENCE,
+        baseline_query,
+        format_table,
+        reference_query,
+        retrieval_items,
+        score_system,
+        summarize,
+        unreachable_gold,
+    )
+
+    ks = sorted(set(args.ks))
+    if ks[0] < 1:
+        raise RecallError("--k values must be >= 1")
+    for path in [*args.sets, args.index]:
+        if not Path(path).is_file():
+            raise RecallError(f"no such file: {path}")
+    try:
+        items = retrieval_items(load_dialogs(args.sets))
+    except EvalSetError as exc:
+        raise RecallError(f"invalid eval set:\n{exc}") from None
+    if not items:
+        raise RecallError(f"no retrieval items (dialogs with \"gold\") in {' '.join(args.sets)}")
+    registry = _load_registry(args.models, args.config) if args.models else None
+    try:
+        retriever = open_retriever(args.index, args.tokenizer, field=args.field, cache_dir=args.cache_dir or None, rebuild=args.rebuild)
+    except ValueError as exc:
+        raise RecallError(str(exc)) from None
+    state = "built" if retriever.built else "loaded from cache"
+    print(f"index: {len(retriever.corpus.ids)} documents, {args.tokenizer} tokens, {state}", file=sys.stderr)
+    for item_id, golds in unreachable_gold(items, retriever).items():
+        print(f"warning: {item_id}: gold {golds} matches no document of {args.index}", file=sys.stderr)
+
+    depth = max(max(ks), MRR_DEPTH)
+    systems = [score_system(f"{BASELINE} + BM25", items, {i.id: baseline_query(i) for i in items}, retriever, depth)]
+    references = {i.id: reference_query(i) for i in items}
+    if not args.no_reference and any(references.values()):
+        from arena.recall import QueryResult
+
+        queries = {k: v or QueryResult(None, "no_call", "item has no reference query") for k, v in references.items()}
+        systems.append(score_system(f"{REFERENCE} + BM25", items, queries, retriever, depth))
+    if registry is not None:
+        for name, queries in asyncio.run(_all_model_queries(registry, items, args)).items():
+            systems.append(score_system(f"{name} + BM25", items, queries, retriever, depth))
+
+    summaries = [summarize(s, ks, n_boot=args.bootstrap, seed=args.seed) for s in systems]
+    print(format_table(summaries, ks, args.format, ci=args.bootstrap > 0))
+    if args.plot:
+        from arena.recall_plots import recall_curve_figure
+
+        recall_curve_figure(systems, depth, n_boot=args.bootstrap, seed=args.seed).write_html(args.plot)
+        print(f"plot: {args.plot}", file=sys.stderr)
+    if args.items_out:
+        _write_items(args.items_out, systems)
+    return 0
+
+
+async def _all_model_queries(registry: Any, items: list, args: argparse.Namespace) -> dict[str, dict]:
+    """Each --models model's queries, one model after another (each with --concurrency requests)."""
+    from arena.recall import backend_generate, generate_queries, load_query_cache, query_cache_appender
+
+    out = {}
+    try:
+        for name in args.models:
+            cache: dict[str, Any] = {}
+            on_result = None
+            if args.query_cache:
+                path = Path(args.query_cache) / f"{_safe(name)}.jsonl"
+                cache = load_query_cache(path)
+                on_result = query_cache_appender(path)
+            generate = backend_generate(registry[name])
+            out[name] = await generate_queries(items, generate, concurrency=args.concurrency, cache=cache, on_result=on_result)
+    finally:
+        await registry.aclose()
+    return out
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def _load_registry(names: list[str], config: str) -> Any:
+    """The model registry (backends/registry.py) holding every --models name; nothing is loaded yet."""
+    try:
+        from backends.registry import RegistryError, build_registry, default_config_path
+    except ImportError:
+        raise RecallError(
+            "--models needs the model registry (backends/registry.py), which is not available in this "
+            "installation; run without --models for the baseline, or call arena.recall.generate_queries() "
+            "with your own generate(dialog) function"
+        ) from None
+    try:
+        registry = build_registry(default_config_path(config))
+    except RegistryError as exc:
+        raise RecallError(str(exc)) from None
+    unknown = [n for n in names if n not in registry]
+    if unknown:
+        raise RecallError(f"unknown model(s) {', '.join(unknown)} in {config}; known: {', '.join(registry.names())}")
+    return registry
+
+
+def _write_items(path: str, systems: list) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        for system in systems:
+            for o in system.outcomes:
+                row = {"system": system.name, "item": o.item_id, "query": o.query, "status": o.status}
+                row.update({"first_hit": o.first_hit, "gold_ranks": o.gold_ranks, "retrieved": o.retrieved})
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")

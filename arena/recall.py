@@ -1,0 +1,371 @@
+"""Retrieval recall: search queries per retrieval item, BM25 top-k against its gold documents, recall@k.
+
+A retrieval item is an eval-set dialog with ``gold`` (document ids or titles) whose turns end at the
+user question. Query sources ("systems"): the baseline (the last user utterance), the item's reference
+query (``meta.reference_query``, the GT tool call), and models (``text_query`` of their first call to
+a retrieval tool; no call or a malformed one is a miss, counted apart as the "no query" rate).
+
+Metrics over items, each with a seeded percentile-bootstrap CI:
+  hit@k (shown as R@k)  1 if any gold document is in the top k; equals recall@k when there is one gold.
+  recall@k              fraction of an item's gold entries found in the top k (JSON/CSV only).
+  MRR@10                1 / rank of the first gold document within the top 10, else 0.
+A gold entry matches a document whose id or title equals it (titles may repeat across documents).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from arena.dialogs import Dialog
+
+if TYPE_CHECKING:
+    from arena.bm25 import Retriever
+    from backends.base import Backend, Options
+
+DEFAULT_KS = (1, 2, 4, 10)
+MRR_DEPTH = 10
+STATUSES = ("ok", "no_call", "wrong_tool", "malformed", "error")
+BASELINE = "last utterance"
+REFERENCE = "reference query"
+
+
+# --------------------------------------------------------------------------- queries
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """A search query for one item, or why there is none (status other than ``ok``)."""
+
+    query: str | None
+    status: str = "ok"
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"query": self.query, "status": self.status, "detail": self.detail}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> "QueryResult":
+        return cls(raw.get("query"), raw.get("status", "ok"), raw.get("detail", ""))
+
+
+def retrieval_items(dialogs: Iterable[Dialog]) -> list[Dialog]:
+    """The dialogs that have gold documents."""
+    return [d for d in dialogs if d.gold]
+
+
+def retrieval_tool_names(dialog: Dialog) -> set[str]:
+    """Names of the item's tools that take a ``text_query`` argument."""
+    names = set()
+    for tool in dialog.tools:
+        function = tool.get("function", tool)
+        if "text_query" in ((function.get("parameters") or {}).get("properties") or {}):
+            names.add(function.get("name"))
+    return names
+
+
+def baseline_query(dialog: Dialog) -> QueryResult:
+    """The last user utterance: what a system without query rewriting would search for."""
+    for turn in reversed(dialog.turns):
+        if turn.role == "user" and turn.content and turn.content.strip():
+            return QueryResult(turn.content)
+    return QueryResult(None, "no_call", "no user turn")
+
+
+def reference_query(dialog: Dialog) -> QueryResult | None:
+    """The item's GT query (``meta.reference_query``), or None when the item has none."""
+    query = dialog.meta.get("reference_query")
+    return QueryResult(query) if isinstance(query, str) and query.strip() else None
+
+
+def extract_query(tool_calls: Sequence[Mapping[str, Any]], tool_names: set[str]) -> QueryResult:
+    """``text_query`` of the first call to a retrieval tool; calls are ``{"name", "arguments"}`` (OpenAI shape too)."""
+    if not tool_calls:
+        return QueryResult(None, "no_call")
+    for call in tool_calls:
+        function = call.get("function", call)
+        if function.get("name") not in tool_names:
+            continue
+        arguments = function.get("arguments")
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments)
+            except json.JSONDecodeError as exc:
+                return QueryResult(None, "malformed", f"arguments are not JSON: {exc.msg}")
+        if not isinstance(arguments, dict):
+            return QueryResult(None, "malformed", "arguments are not a JSON object")
+        query = arguments.get("text_query")
+        if not isinstance(query, str) or not query.strip():
+            return QueryResult(None, "malformed", "text_query missing or empty")
+        return QueryResult(query.strip())
+    called = ", ".join(sorted({str(c.get("function", c).get("name")) for c in tool_calls}))
+    return QueryResult(None, "wrong_tool", f"called {called}")
+
+
+def prompt_key(dialog: Dialog) -> str:
+    """Cache key of a query generation: item id + hash of what the model sees (edits regenerate)."""
+    seen = {"system": dialog.system, "tools": dialog.tools, "turns": [t.to_message() for t in dialog.turns]}
+    digest = hashlib.sha256(json.dumps(seen, ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:16]
+    return f"{dialog.id}:{digest}"
+
+
+GenerateFn = Callable[[Dialog], Awaitable[list[dict[str, Any]]]]
+
+
+async def generate_queries(
+    items: Sequence[Dialog],
+    generate: GenerateFn,
+    *,
+    concurrency: int = 4,
+    cache: MutableMapping[str, dict[str, Any]] | None = None,
+    on_result: Callable[[str, dict[str, Any]], None] | None = None,
+) -> dict[str, QueryResult]:
+    """Model queries for every item, ``concurrency`` at a time; cached results are reused (resumable).
+
+    ``generate(dialog)`` returns the model's tool calls. A raising ``generate`` gives status ``error``,
+    which is not cached, so a rerun retries it; every other result goes to ``cache`` and ``on_result``.
+    """
+    cache = {} if cache is None else cache
+    results: dict[str, QueryResult] = {}
+    semaphore = asyncio.Semaphore(max(1, concurrency))
+
+    async def one(item: Dialog) -> None:
+        key = prompt_key(item)
+        if key in cache:
+            results[item.id] = QueryResult.from_json(cache[key])
+            return
+        async with semaphore:
+            try:
+                calls = await generate(item)
+            except Exception as exc:  # a failed request is a miss for this run, never fatal for the others
+                results[item.id] = QueryResult(None, "error", f"{type(exc).__name__}: {exc}")
+                return
+        result = extract_query(calls, retrieval_tool_names(item))
+        results[item.id] = result
+        cache[key] = result.to_json()
+        if on_result is not None:
+            on_result(key, result.to_json())
+
+    await asyncio.gather(*(one(item) for item in items))
+    return {item.id: results[item.id] for item in items}
+
+
+class BackendFailed(RuntimeError):
+    """A backend stream ended in an ``Error`` event."""
+
+
+def backend_generate(backend: "Backend", options: "Options | None" = None) -> GenerateFn:
+    """Adapt a ``backends.base.Backend`` to ``generate(dialog) -> tool calls``."""
+    from arena.replay import build_messages
+    from backends.base import Error
+
+    async def generate(dialog: Dialog) -> list[dict[str, Any]]:
+        messages = build_messages(dialog, len(dialog.turns))
+        final = await backend.complete(messages, tools=dialog.tools or None, options=options)
+        if isinstance(final, Error):
+            raise BackendFailed(f"{final.code}: {final.message}")
+        return [{"name": call.name, "arguments": call.arguments} for call in final.tool_calls]
+
+    return generate
+
+
+def load_query_cache(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Read a JSONL query cache (``{"key", "result"}`` lines; later lines win)."""
+    path = Path(path)
+    cache: dict[str, dict[str, Any]] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                cache[row["key"]] = row["result"]
+    return cache
+
+
+def query_cache_appender(path: str | Path) -> Callable[[str, dict[str, Any]], None]:
+    """An ``on_result`` callback that appends each new result to a JSONL cache file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def append(key: str, result: dict[str, Any]) -> None:
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"key": key, "result": result}, ensure_ascii=False) + "\n")
+
+    return append
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+@dataclass
+class ItemOutcome:
+    """One item under one system: its query and the 1-based rank of each gold entry (None = not in top depth)."""
+
+    item_id: str
+    query: str | None
+    status: str
+    gold_ranks: list[int | None]
+    retrieved: list[str] = field(default_factory=list)
+
+    @property
+    def first_hit(self) -> int | None:
+        ranks = [r for r in self.gold_ranks if r is not None]
+        return min(ranks) if ranks else None
+
+
+@dataclass
+class SystemResult:
+    """Every item's outcome for one query source."""
+
+    name: str
+    outcomes: list[ItemOutcome]
+    depth: int
+
+    def hits(self, ks: Sequence[int]) -> np.ndarray:
+        """(items x ks) 0/1: any gold in the top k."""
+        first = np.array([o.first_hit or np.inf for o in self.outcomes], dtype=float)
+        return (first[:, None] <= np.asarray(ks)[None, :]).astype(float)
+
+    def recalls(self, ks: Sequence[int]) -> np.ndarray:
+        """(items x ks): fraction of gold entries found in the top k."""
+        out = np.zeros((len(self.outcomes), len(ks)))
+        for i, o in enumerate(self.outcomes):
+            ranks = np.array([r or np.inf for r in o.gold_ranks], dtype=float)
+            out[i] = (ranks[:, None] <= np.asarray(ks)[None, :]).mean(axis=0)
+        return out
+
+    def reciprocal_ranks(self, depth: int = MRR_DEPTH) -> np.ndarray:
+        """1/rank of the first gold within ``depth``, else 0."""
+        return np.array([1.0 / o.first_hit if o.first_hit and o.first_hit <= depth else 0.0 for o in self.outcomes])
+
+    def status_counts(self) -> dict[str, int]:
+        """Items per query status (``ok`` = a query was searched)."""
+        counts = Counter(o.status for o in self.outcomes)
+        return {s: counts.get(s, 0) for s in STATUSES if counts.get(s) or s == "ok"}
+
+    def no_query_rate(self) -> float:
+        """Share of items without a usable query (no call, wrong tool, malformed, error)."""
+        return sum(o.status != "ok" for o in self.outcomes) / max(1, len(self.outcomes))
+
+
+def gold_ranks(gold: Sequence[str], retrieved: Sequence[int], ids: Sequence[str], titles: Sequence[str]) -> list[int | None]:
+    """1-based rank of the first retrieved document matching each gold entry by id or title."""
+    ranks: list[int | None] = []
+    for g in gold:
+        rank = next((r for r, doc in enumerate(retrieved, start=1) if ids[doc] == g or titles[doc] == g), None)
+        ranks.append(rank)
+    return ranks
+
+
+def unreachable_gold(items: Sequence[Dialog], retriever: "Retriever") -> dict[str, list[str]]:
+    """Gold entries that match no document of the index, by item id (such items can never hit)."""
+    known = set(retriever.corpus.ids) | set(retriever.corpus.titles)
+    missing = {item.id: [g for g in item.gold or [] if g not in known] for item in items}
+    return {k: v for k, v in missing.items() if v}
+
+
+def score_system(
+    name: str, items: Sequence[Dialog], queries: Mapping[str, QueryResult], retriever: "Retriever", depth: int = MRR_DEPTH
+) -> SystemResult:
+    """Search every item's query and rank its gold documents; items without a query miss."""
+    searched = [item for item in items if queries[item.id].status == "ok" and queries[item.id].query]
+    hits = retriever.search_many([queries[i.id].query for i in searched], depth)
+    by_id = dict(zip((i.id for i in searched), hits))
+    ids, titles = retriever.corpus.ids, retriever.corpus.titles
+    outcomes = []
+    for item in items:
+        q = queries[item.id]
+        found = by_id.get(item.id)
+        retrieved = [] if found is None else [int(i) for i in found.indices]
+        status = q.status if q.status != "ok" or q.query else "malformed"
+        outcomes.append(
+            ItemOutcome(item.id, q.query, status, gold_ranks(item.gold or [], retrieved, ids, titles), [ids[i] for i in retrieved])
+        )
+    return SystemResult(name, outcomes, depth)
+
+
+# --------------------------------------------------------------------------- summary + tables
+
+
+def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap CI of column means over rows (items); the same seed resamples the same items."""
+    values = np.asarray(values, dtype=float)
+    if values.ndim == 1:
+        values = values[:, None]
+    n = len(values)
+    if n == 0 or n_boot <= 0:
+        nan = np.full(values.shape[1], np.nan)
+        return nan, nan
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
+    alpha = (1 - level) / 2
+    return np.quantile(means, alpha, axis=0), np.quantile(means, 1 - alpha, axis=0)
+
+
+def summarize(result: SystemResult, ks: Sequence[int] = DEFAULT_KS, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, Any]:
+    """Means and bootstrap CIs of hit@k, recall@k and MRR@10 for one system."""
+    hit, rec, rr = result.hits(ks), result.recalls(ks), result.reciprocal_ranks()[:, None]
+    columns = [f"R@{k}" for k in ks] + [f"recall@{k}" for k in ks] + [f"MRR@{MRR_DEPTH}"]
+    values = np.hstack([hit, rec, rr]) if len(result.outcomes) else np.zeros((0, len(columns)))
+    lo, hi = bootstrap_ci(values, n_boot, seed, level)
+    means = values.mean(axis=0) if len(values) else np.full(len(columns), np.nan)
+    return {
+        "system": result.name,
+        "n": len(result.outcomes),
+        "no_query_rate": result.no_query_rate(),
+        "status_counts": result.status_counts(),
+        "metrics": {c: {"value": float(m), "lo": float(a), "hi": float(b)} for c, m, a, b in zip(columns, means, lo, hi)},
+        "ci": {"level": level, "n_boot": n_boot, "seed": seed},
+    }
+
+
+def _cell(metric: dict[str, float], ci: bool) -> str:
+    if np.isnan(metric["value"]):
+        return "-"
+    return f"{metric['value']:.3f} [{metric['lo']:.3f}, {metric['hi']:.3f}]" if ci else f"{metric['value']:.3f}"
+
+
+def format_table(summaries: Sequence[dict[str, Any]], ks: Sequence[int] = DEFAULT_KS, fmt: str = "md", ci: bool = True) -> str:
+    """The side-by-side table: md (R@k = hit@k, with CIs), csv (every metric with lo/hi) or json."""
+    if fmt == "json":
+        return json.dumps({"ks": list(ks), "systems": list(summaries)}, ensure_ascii=False, indent=2)
+    if fmt == "csv":
+        import csv
+        import io
+
+        names = [f"R@{k}" for k in ks] + [f"recall@{k}" for k in ks] + [f"MRR@{MRR_DEPTH}"]
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["system", "n", "no_query_rate"] + [f"{n}{s}" for n in names for s in ("", "_lo", "_hi")])
+        for s in summaries:
+            m = s["metrics"]
+            writer.writerow(
+                [s["system"], s["n"], f"{s['no_query_rate']:.4f}"]
+                + [f"{m[n][part]:.4f}" for n in names for part in ("value", "lo", "hi")]
+            )
+        return buf.getvalue()
+    if fmt != "md":
+        raise ValueError(f"unknown format {fmt!r}; expected md, csv or json")
+    header = ["system", "n", "no query"] + [f"R@{k}" for k in ks] + [f"MRR@{MRR_DEPTH}"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    for s in summaries:
+        m = s["metrics"]
+        cells = [s["system"], str(s["n"]), f"{s['no_query_rate']:.1%}"]
+        cells += [_cell(m[f"R@{k}"], ci) for k in ks] + [_cell(m[f"MRR@{MRR_DEPTH}"], ci)]
+        lines.append("| " + " | ".join(cells) + " |")
+    if summaries and ci:
+        c = summaries[0]["ci"]
+        lines.append("")
+        lines.append(
+            f"R@k = hit@k: share of items with any gold document in the top k (items without a query count as misses). "
+            f"[lo, hi] = {c['level']:.0%} bootstrap CI ({c['n_boot']} resamples, seed {c['seed']}). "
+            "Fraction-of-golds recall@k: --format csv/json."
+        )
+    return "\n".join(lines)
