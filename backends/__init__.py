@@ -1,0 +1,1 @@
+"""How text is produced: one Backend interface over local transformers and OpenAI-compatible servers."""

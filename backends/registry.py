@@ -1,0 +1,291 @@
+"""models.yaml -> Backend instances by name, with a health check per model.
+
+```yaml
+base_dir: ..                  # relative paths resolve against this (itself relative to the YAML file)
+defaults:                     # merged under every model entry (per field of options / timeouts)
+  options: {max_tokens: 256}
+  timeouts: {connect: 5, first_token: 120, read: 60}
+models:
+  - name: polyglot-tiny       # unique; what the arena shows and stores
+    kind: local               # local | openai | vllm
+    path: models/polyglot-tiny
+    template: koalpaca        # koalpaca | solar | gemma | llama31 | path/to/file.jinja
+  - name: llama-8b-tool-v0.51
+    kind: vllm
+    base_url: http://gpu-box:8000/v1
+    served_model_name: tool_selection-v0.51   # the "model" sent to the server (default: name)
+    adapter: /srv/adapters/tool_selection-v0.51   # vllm: loaded at runtime; local: onto the shared base
+```
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from backends.base import Backend, Health, Options, Timeouts
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class RegistryError(ValueError):
+    """A models file that cannot be read or validated; the message names the file and the entry."""
+
+
+class ModelSpec(BaseModel):
+    """One model entry of a models YAML file."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)
+    kind: Literal["local", "openai", "vllm"]
+    description: str = ""
+    path: str | None = Field(None, description="local: model directory (config.json, tokenizer, weights)")
+    base_url: str | None = Field(None, description="openai/vllm: server URL, e.g. http://host:8000/v1")
+    served_model_name: str | None = Field(None, description="openai/vllm: the request's model (default: name)")
+    api_key_env: str | None = Field(None, description="environment variable that holds the API key")
+    adapter: str | None = Field(None, description="LoRA adapter directory")
+    template: str | None = Field(None, description="chat template name from backends.templates or .jinja path")
+    device: str | None = Field(None, description="local: auto | cpu | cuda | cuda:N")
+    dtype: str | None = Field(None, description="local: auto | float32 | bfloat16 | float16")
+    options: Options = Field(default_factory=Options)
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict, description="openai/vllm: extra request fields, e.g. {repetition_penalty: 1.1}"
+    )
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> "ModelSpec":
+        if self.kind == "local":
+            if not self.path:
+                raise ValueError("kind local needs `path` (the model directory)")
+            if self.base_url or self.served_model_name or self.extra_body:
+                raise ValueError("kind local takes `path`, not `base_url` / `served_model_name` / `extra_body`")
+        else:
+            if not self.base_url:
+                raise ValueError(f"kind {self.kind} needs `base_url`")
+            if self.path or self.device or self.dtype:
+                raise ValueError(f"kind {self.kind} takes `base_url`, not `path` / `device` / `dtype`")
+            if self.kind == "openai" and self.adapter:
+                raise ValueError("`adapter` on a server needs kind vllm (runtime LoRA loading)")
+        return self
+
+    def target(self) -> str:
+        """Where the model lives, for listings."""
+        if self.kind == "local":
+            return self.path + (f" + {self.adapter}" if self.adapter else "")
+        return f"{self.base_url} ({self.served_model_name or self.name})"
+
+
+class RegistryConfig(BaseModel):
+    """A whole models YAML file."""
+
+    model_config = ConfigDict(extra="forbid")
+    base_dir: str = "."
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    models: list[ModelSpec]
+
+    @model_validator(mode="after")
+    def _unique(self) -> "RegistryConfig":
+        seen: set[str] = set()
+        for spec in self.models:
+            if spec.name in seen:
+                raise ValueError(f"model name {spec.name!r} appears twice")
+            seen.add(spec.name)
+        return self
+
+
+class Registry:
+    """Backends by name, in the order of the models file."""
+
+    def __init__(self, specs: list[ModelSpec], backends: dict[str, Backend], source: Path | None = None) -> None:
+        self.specs = {spec.name: spec for spec in specs}
+        self._backends = backends
+        self.source = source
+
+    def __getitem__(self, name: str) -> Backend:
+        try:
+            return self._backends[name]
+        except KeyError:
+            raise KeyError(f"no model {name!r}; known: {', '.join(self._backends)}") from None
+
+    def get(self, name: str) -> Backend | None:
+        return self._backends.get(name)
+
+    def names(self) -> list[str]:
+        return list(self._backends)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._backends
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._backends)
+
+    def __len__(self) -> int:
+        return len(self._backends)
+
+    async def health(self, names: list[str] | None = None, timeout: float = 30.0) -> dict[str, Health]:
+        """Health of each model, checked concurrently; a check that hangs counts as unhealthy."""
+
+        async def one(name: str) -> Health:
+            try:
+                async with asyncio.timeout(timeout):
+                    return await self[name].health()
+            except TimeoutError:
+                return Health(ok=False, detail=f"health check took longer than {timeout:g} s")
+            except Exception as exc:  # noqa: BLE001 - a listing must show every model, broken ones too
+                return Health(ok=False, detail=f"{type(exc).__name__}: {exc}")
+
+        chosen = names or self.names()
+        results = await asyncio.gather(*(one(n) for n in chosen))
+        return dict(zip(chosen, results))
+
+    async def aclose(self) -> None:
+        for backend in self._backends.values():
+            await backend.aclose()
+
+
+def load_config(config_path: str | Path) -> tuple[RegistryConfig, Path]:
+    """Read and validate a models YAML file; (config, directory relative paths resolve against)."""
+    import yaml
+
+    path = Path(config_path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RegistryError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise RegistryError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise RegistryError(f"{path}: expected a mapping with a `models:` list")
+    raw = _apply_defaults(raw)
+    try:
+        config = RegistryConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise RegistryError(f"{path}: invalid models file:\n{_describe(exc, raw)}") from None
+    base = (path.parent / config.base_dir).resolve()
+    return config, base
+
+
+def build_registry(config_path: str | Path) -> Registry:
+    """Backends for every model in a models YAML file (nothing is loaded or contacted yet)."""
+    config, base = load_config(config_path)
+    from backends.local import LocalBackend, LocalModel
+
+    shared: dict[tuple[str, str | None, str | None], LocalModel] = {}
+    backends: dict[str, Backend] = {}
+    for spec in config.models:
+        adapter = _resolve(spec.adapter, base) if spec.adapter and spec.kind == "local" else spec.adapter
+        template = _resolve(spec.template, base) if spec.template and spec.template.endswith(".jinja") else spec.template
+        if spec.kind == "local":
+            path = _resolve(spec.path, base)
+            # Entries over the same weights share one loaded base; each adds its adapter to it.
+            key = (path, spec.device, spec.dtype)
+            model = shared.setdefault(key, LocalModel(path, device=spec.device, dtype=spec.dtype))
+            backends[spec.name] = LocalBackend(
+                spec.name, base=model, adapter=adapter, template=template, default_options=spec.options
+            )
+        else:
+            from backends.openai import OpenAIBackend
+            from backends.vllm import VLLMBackend
+
+            common: dict[str, Any] = {
+                "model": spec.served_model_name or spec.name,
+                "api_key": os.environ.get(spec.api_key_env) if spec.api_key_env else None,
+                "timeouts": spec.timeouts,
+                "default_options": spec.options,
+                "extra_body": spec.extra_body,
+            }
+            if spec.kind == "vllm":
+                backends[spec.name] = VLLMBackend(spec.name, spec.base_url, adapter=adapter, template=template, **common)
+            else:
+                backends[spec.name] = OpenAIBackend(spec.name, spec.base_url, **common)
+    return Registry(config.models, backends, source=Path(config_path))
+
+
+def _resolve(value: str, base: Path) -> str:
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (base / path).resolve())
+
+
+def _apply_defaults(raw: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``defaults`` under each model entry; options and timeouts merge per field."""
+    defaults = raw.get("defaults") or {}
+    if not isinstance(defaults, dict) or not isinstance(raw.get("models"), list):
+        return raw
+    merged = []
+    for entry in raw["models"]:
+        if not isinstance(entry, dict):
+            merged.append(entry)
+            continue
+        out = {k: v for k, v in defaults.items() if k not in ("options", "timeouts")}
+        out.update(entry)
+        for key in ("options", "timeouts"):
+            if isinstance(defaults.get(key), dict) or isinstance(entry.get(key), dict):
+                out[key] = {**(defaults.get(key) or {}), **(entry.get(key) or {})}
+        merged.append(out)
+    return {**raw, "models": merged}
+
+
+def _describe(exc: ValidationError, raw: dict[str, Any]) -> str:
+    """Validation errors as ``models[2] (name): field: message`` lines."""
+    lines = []
+    for err in exc.errors():
+        loc = list(err["loc"])
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        if len(loc) >= 2 and loc[0] == "models" and isinstance(loc[1], int):
+            entry = raw["models"][loc[1]] if loc[1] < len(raw["models"]) else {}
+            name = entry.get("name") if isinstance(entry, dict) else None
+            rest = ".".join(str(p) for p in loc[2:])
+            where = f"models[{loc[1]}]" + (f" ({name})" if name else "") + (f": {rest}" if rest else "")
+        message = err["msg"].removeprefix("Value error, ")
+        lines.append(f"  {where}: {message}")
+    return "\n".join(lines)
+
+
+async def health_rows(registry: Registry) -> list[dict[str, str]]:
+    """One row per model: name, kind, target, health."""
+    health = await registry.health()
+    rows = []
+    for name, spec in registry.specs.items():
+        h = health[name]
+        rows.append(
+            {
+                "name": name,
+                "kind": spec.kind,
+                "target": registry[name].describe(),
+                "health": ("healthy" if h.ok else "error") + (f": {h.detail}" if h.detail else ""),
+            }
+        )
+    await registry.aclose()
+    return rows
+
+
+def format_table(rows: list[dict[str, str]]) -> str:
+    """A plain-text table with a header row (columns from the first row's keys)."""
+    if not rows:
+        return "(no models)"
+    columns = list(rows[0])
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    line = lambda r: "  ".join(str(r[c]).ljust(widths[c]) for c in columns).rstrip()  # noqa: E731
+    header = {c: c.upper() for c in columns}
+    return "\n".join([line(header), line({c: "-" * widths[c] for c in columns}), *map(line, rows)])
+
+
+def list_models(config_path: str | Path) -> tuple[str, bool]:
+    """The `arena models list` table for a models file, and whether every model is healthy."""
+    registry = build_registry(config_path)
+    rows = asyncio.run(health_rows(registry))
+    return format_table(rows), all(r["health"].startswith("healthy") for r in rows)
+
+
+def default_config_path(config: str | Path) -> Path:
+    """A config path as given if it exists, else relative to the project root (for `arena` run elsewhere)."""
+    path = Path(config)
+    if path.exists() or path.is_absolute():
+        return path
+    return PROJECT_ROOT / path
