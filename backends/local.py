@@ -36,6 +36,9 @@ from backends.base import (
 from backends.textstream import StopMatcher, ToolSink
 
 DEFAULT_MAX_TOKENS = 256
+# transformers resolves its lazy modules on first attribute access, which is not thread-safe:
+# two models loading at once in worker threads can fail with "cannot import name ...".
+_IMPORT_LOCK = threading.Lock()
 
 
 def resolve_device(device: str | None) -> str:
@@ -82,7 +85,8 @@ class LocalModel:
         with self._load_lock:
             if self.model is not None:
                 return
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            with _IMPORT_LOCK:
+                from transformers import AutoModelForCausalLM, AutoTokenizer
 
             device = resolve_device(self.device_request)
             tokenizer = AutoTokenizer.from_pretrained(self.path)

@@ -372,9 +372,12 @@ class Store:
         ids: list[int] = []
         with self._tx() as s:
             annotator_id = self._annotator_id(s, annotator)
-            known = set(s.scalars(sa.select(Generation.id).where(Generation.id.in_(generation_ids))))
-            if missing := set(generation_ids) - known:
+            known = dict(s.execute(sa.select(Generation.id, Generation.error).where(Generation.id.in_(generation_ids))).all())
+            if missing := set(generation_ids) - set(known):
                 raise NotFound(f"no generation(s) {sorted(missing)}")
+            # A failed answer is excluded from rating: there is nothing to judge.
+            if failed := sorted(g for g, error in known.items() if error):
+                raise ValueError(f"generation(s) {failed} failed and cannot be rated")
             for row in rows:
                 update = {
                     "score": row.score,
@@ -446,6 +449,19 @@ class Store:
         """Every round, oldest first."""
         with self._reads() as s:
             return list(s.scalars(sa.select(Round).order_by(Round.id)))
+
+    def rated_steps(self, annotator: int | str, eval_set: str, context_prefix: str = "replay") -> set[tuple[str, int]]:
+        """(dialog_id, turn_index) pairs of ``eval_set`` this annotator has rated, in contexts starting with the prefix."""
+        with self._reads() as s:
+            annotator_id = self._annotator_id(s, annotator)
+            stmt = (
+                sa.select(Generation.dialog_id, Generation.turn_index)
+                .join(Rating, Rating.generation_id == Generation.id)
+                .where(Rating.annotator_id == annotator_id, Generation.eval_set == eval_set,
+                       Generation.context.startswith(context_prefix))
+                .distinct()
+            )
+            return {(d, t) for d, t in s.execute(stmt).all()}
 
     def record_vote(
         self,

@@ -1,0 +1,53 @@
+"""`arena demo` and `arena serve`: run the web app."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from arena import PROJECT_ROOT
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", default="ratings.db", help="SQLite path or SQLAlchemy URL (default: ratings.db)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--eval-sets", type=Path, default=PROJECT_ROOT / "eval_sets", help="directory of eval-set JSONL files")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    demo = sub.add_parser("demo", help="build the tiny models if needed and serve the arena with them",
+                          description="Build the embedded tiny models (first run only, a few minutes), create "
+                          "a 'demo' login with a fresh password, and serve the arena on http://127.0.0.1:7860.")
+    _common(demo)
+    demo.set_defaults(func=run_demo)
+    serve = sub.add_parser("serve", help="serve the arena for a models config",
+                           description="Serve the arena. Annotators log in with accounts made by "
+                           "`arena annotators add NAME`.")
+    serve.add_argument("--config", type=Path, default=PROJECT_ROOT / "configs" / "demo.yaml",
+                       help="models YAML (default: configs/demo.yaml)")
+    _common(serve)
+    serve.set_defaults(func=run_serve)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from arena.server import ServeConfig, ensure_demo_account, run
+    from arena.store import Store
+    from training.tiny import ensure_tiny_models
+
+    print("arena: preparing the tiny demo models (built once, then cached in models/) ...")
+    ensure_tiny_models(PROJECT_ROOT / "models", "demo")
+    with Store.open(args.db) as store:
+        password = ensure_demo_account(store)
+    config = ServeConfig(models_config=PROJECT_ROOT / "configs" / "demo.yaml", db=args.db,
+                         eval_sets_dir=args.eval_sets, host=args.host, port=args.port)
+    run(config, banner=f"arena: log in as  user: demo   password: {password}")
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from arena.server import ServeConfig, run
+
+    run(ServeConfig(models_config=args.config, db=args.db, eval_sets_dir=args.eval_sets,
+                    host=args.host, port=args.port))
+    return 0

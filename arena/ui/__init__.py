@@ -1,0 +1,1 @@
+"""Gradio UI: one module per tab; handlers call the domain, never the reverse."""

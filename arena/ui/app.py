@@ -1,0 +1,69 @@
+"""``build_app``: the arena's Gradio Blocks, one language per app (Korean at /, English at /en/)."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from arena.ui import live_tab, overview, replay_tab
+from arena.ui.i18n import t
+from arena.ui.services import Services
+
+CSS = """
+.arena-del { background: #ffe3e3; color: #a61b1b; text-decoration: line-through; }
+.arena-ins { background: #d3f9d8; color: #1b6e2a; text-decoration: none; }
+.arena-msg { border-radius: 8px; padding: 6px 10px; margin: 4px 0; }
+.arena-user { background: #eef4ff; margin-right: 15%; }
+.arena-assistant { background: #f4f4f5; margin-left: 15%; }
+.arena-tool { background: #fff8e6; margin-left: 15%; }
+.arena-role { font-size: 0.8em; color: #666; }
+.arena-toolcall, .arena-toolresult { border: 1px solid #d0d7de; border-radius: 6px; padding: 4px 8px; margin: 4px 0; }
+.arena-toolcall pre, .arena-toolresult pre { white-space: pre-wrap; margin: 2px 0; font-size: 0.85em; }
+.arena-tag { font-size: 0.75em; background: #ddf4ff; border-radius: 4px; padding: 1px 5px; }
+.arena-answer { min-height: 3em; white-space: normal; }
+.arena-error { background: #fff0f0; border: 1px solid #f5a3a3; border-radius: 6px; padding: 6px; color: #8a1f1f; }
+.arena-gt { border-top: 1px dashed #bbb; margin-top: 6px; padding-top: 4px; }
+.arena-figures { font-size: 0.85em; color: #444; }
+.arena-side.arena-active { outline: 2px solid #4c8bf5; border-radius: 8px; }
+"""
+
+SHORTCUTS_JS = """
+<script>
+// Keyboard: 1-5 score the highlighted side (then move to the next unscored side); Ctrl+Enter submits.
+(function () {
+  let active = 0;
+  const sides = () => Array.from(document.querySelectorAll('[id^="replay-side-"]')).filter(e => e.offsetParent !== null);
+  const mark = () => sides().forEach((e, i) => e.classList.toggle('arena-active', i === active));
+  document.addEventListener('keydown', (ev) => {
+    const tag = (ev.target.tagName || '').toLowerCase();
+    if (ev.ctrlKey && ev.key === 'Enter') { document.getElementById('replay-submit')?.click(); ev.preventDefault(); return; }
+    if (tag === 'textarea' || (tag === 'input' && ev.target.type === 'text')) return;
+    if (!/^[1-5]$/.test(ev.key)) return;
+    const list = sides(); if (!list.length) return;
+    active = Math.min(active, list.length - 1);
+    const idx = list[active].id.split('-').pop();
+    const radio = document.querySelector('#replay-score-' + idx + ' input[value="' + ev.key + '"]');
+    if (radio && !radio.disabled) { radio.click(); active = (active + 1) % list.length; mark(); }
+  });
+  document.addEventListener('click', (ev) => {
+    const side = ev.target.closest && ev.target.closest('[id^="replay-side-"]');
+    if (side) { active = sides().indexOf(side); mark(); }
+  });
+})();
+</script>
+"""
+
+
+def build_app(services: Services, *, lang: str = "ko") -> gr.Blocks:
+    """The whole UI for one language; building has no side effects beyond creating components."""
+    with gr.Blocks(title=t(lang, "title")) as app:
+        with gr.Row():
+            gr.Markdown(f"## {t(lang, 'title')}")
+            gr.Markdown(t(lang, "switch_lang"), elem_id="lang-switch")
+        with gr.Tabs():
+            with gr.Tab(t(lang, "tab_replay"), id="replay"):
+                replay_tab.build(app, services, lang)
+            with gr.Tab(t(lang, "tab_live"), id="live"):
+                live_tab.build(services, lang)
+            with gr.Tab(t(lang, "tab_overview"), id="overview"):
+                overview.build(services, lang)
+    return app

@@ -1,0 +1,152 @@
+"""Live side-by-side tab: the annotator types, the chosen models answer at once; regenerate and stop."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import gradio as gr
+
+from arena.sidebyside import Side, stream_sides
+from arena.ui import render
+from arena.ui.i18n import t
+from arena.ui.services import Services
+from arena.ui.sides import build_sides, reset_updates
+
+MAX_MESSAGE_CHARS = 4000  # longer inputs are refused: they only stall tiny-context models
+
+
+@dataclass
+class LiveState:
+    """Per-session conversation: each side keeps its own history (it saw its own answers)."""
+
+    session: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    models: list[str] = field(default_factory=list)
+    histories: list[list[dict[str, Any]]] = field(default_factory=list)
+    turns: int = 0
+
+
+def _side_messages(system: str, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return ([{"role": "system", "content": system}] if system.strip() else []) + history
+
+
+def _assistant_message(side: Side) -> dict[str, Any]:
+    msg: dict[str, Any] = {"role": "assistant", "content": side.text}
+    if side.tool_calls:
+        msg["tool_calls"] = side.openai_tool_calls()
+    return msg
+
+
+def build(services: Services, lang: str) -> None:
+    """Render the live tab inside the current Blocks context and wire its events."""
+    names = services.registry.names()
+    state = gr.State(LiveState())
+    with gr.Row():
+        models = gr.CheckboxGroup(names, value=names[:2], label=t(lang, "models_pick"), elem_id="live-models")
+    with gr.Accordion(t(lang, "persona_from"), open=False):
+        system = gr.Textbox(lines=3, show_label=False, elem_id="live-system")
+    views = build_sides(lang, "live", with_gt=False, with_rating=False)
+    with gr.Row():
+        message = gr.Textbox(label=t(lang, "your_message"), scale=5, elem_id="live-message")
+        send = gr.Button(t(lang, "send"), variant="primary", scale=1, elem_id="live-send")
+    with gr.Row():
+        regen = gr.Button(t(lang, "regenerate"), elem_id="live-regenerate")
+        stop = gr.Button(t(lang, "stop"), variant="stop", elem_id="live-stop")
+        clear = gr.Button(t(lang, "clear"), elem_id="live-clear")
+    status = gr.Markdown(elem_id="live-status")
+    side_outputs = [c for v in views for c in (v.column, v.header, v.answer, v.timing)]
+
+    def transcript(history: list[dict[str, Any]], tail: str = "") -> str:
+        return render.dialog_html(history, lang, reference=False) + tail
+
+    def start(text: str, chosen: list[str], st: LiveState) -> dict[Any, Any]:
+        text = (text or "").strip()
+        if not text:
+            return {status: ""}
+        if len(text) > MAX_MESSAGE_CHARS:
+            return {status: t(lang, "message_too_long", n=len(text), max=MAX_MESSAGE_CHARS)}
+        picked = [m for m in chosen if m in services.registry][:4]
+        if len(picked) < 1:
+            return {status: t(lang, "pick_models")}
+        if picked != st.models:  # a new set of models starts a new conversation
+            st.models, st.histories = picked, [[] for _ in picked]
+        for h in st.histories:
+            h.append({"role": "user", "content": text})
+        out = reset_updates(views, picked, lang)
+        out.update({state: st, message: "", status: ""})
+        return out
+
+    def drop_last_answer(st: LiveState) -> dict[Any, Any]:
+        for h in st.histories:
+            if h and h[-1]["role"] == "assistant":
+                h.pop()
+        return {state: st}
+
+    async def answer(system_text: str, st: LiveState, request: gr.Request):
+        if not st.models or not st.histories or st.histories[0][-1:] == [] or st.histories[0][-1]["role"] != "user":
+            return
+        backends = [(m, services.registry[m]) for m in st.models]
+        # Every side saw the same user turns; their own earlier answers differ, so stream per history.
+        tasks = [stream_sides([b], _side_messages(system_text, h), stall_timeout=services.stall_timeout)
+                 for b, h in zip(backends, st.histories)]
+        current: list[Side | None] = [None] * len(tasks)
+        queue: asyncio.Queue = asyncio.Queue()
+
+        async def pump(i: int, agen: Any) -> None:
+            async for sides in agen:
+                await queue.put((i, sides[0]))
+            await queue.put((i, None))
+
+        pumps = [asyncio.create_task(pump(i, g)) for i, g in enumerate(tasks)]
+        open_streams = len(pumps)
+        try:
+            while open_streams:
+                i, side = await queue.get()
+                if side is None:
+                    open_streams -= 1
+                    continue
+                current[i] = side
+                yield {views[i].answer: transcript(st.histories[i], render.error_html(side.error, lang) if side.error
+                                                   else render.answer_html(side.text, side.tool_calls, lang,
+                                                                           streaming=not side.done))}
+        finally:
+            for p in pumps:
+                p.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
+        out: dict[Any, Any] = {}
+        st.turns += 1
+        for i, side in enumerate(current):
+            if side is None:
+                continue
+            if not side.error:
+                st.histories[i].append(_assistant_message(side))
+            if side.finish is not None:
+                tm = side.finish.timings
+                out[views[i].timing] = render.timings_line(tm.ttft_s, tm.tokens_per_s,
+                                                           side.finish.usage.completion_tokens, lang)
+            await asyncio.to_thread(
+                services.store.record_generation, model_id=services.model_id(side.model), eval_set="live",
+                dialog_id=f"live-{st.session}", turn_index=st.turns, text=side.text,
+                context=f"live:{request.username or 'anonymous'}", tool_calls=side.openai_tool_calls() or None,
+                finish_reason=side.finish.finish_reason if side.finish else None, error=side.error)
+        out[state] = st
+        yield out
+
+    def reset(st: LiveState) -> dict[Any, Any]:
+        fresh = LiveState()
+        out = reset_updates(views, st.models or names[:2], lang)
+        out.update({state: fresh, status: ""})
+        return out
+
+    ans_outputs = [state, *side_outputs]
+    sent = [
+        send.click(start, [message, models, state], [state, message, status, *side_outputs]),
+        message.submit(start, [message, models, state], [state, message, status, *side_outputs]),
+    ]
+    streams = [ev.then(answer, [system, state], ans_outputs, show_progress="hidden") for ev in sent]
+    streams.append(regen.click(drop_last_answer, [state], [state]).then(answer, [system, state], ans_outputs,
+                                                                         show_progress="hidden"))
+    stop.click(None, None, None, cancels=streams)
+    clear.click(reset, [state], [state, status, *side_outputs], cancels=streams)

@@ -1,0 +1,43 @@
+"""Overview tab: the eval sets and models this arena serves."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import gradio as gr
+import pandas as pd
+
+from arena.dialogs import Dialog
+from arena.ui.i18n import t
+from arena.ui.services import Services
+
+
+def eval_set_table(dialogs: list[Dialog], lang: str) -> pd.DataFrame:
+    """One row per eval set: dialogs, GT turns, categories."""
+    counts: Counter[str] = Counter()
+    turns: Counter[str] = Counter()
+    categories: dict[str, set[str]] = defaultdict(set)
+    for d in dialogs:
+        counts[d.eval_set] += 1
+        turns[d.eval_set] += len(d.assistant_indices())
+        if d.category:
+            categories[d.eval_set].add(d.category)
+    rows = [[name, counts[name], turns[name], ", ".join(sorted(categories[name]))] for name in sorted(counts)]
+    cols = [t(lang, k) for k in ("col_eval_set", "col_dialogs", "col_turns", "col_categories")]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def model_table(services: Services, lang: str) -> pd.DataFrame:
+    """One row per configured model: name, kind, where it lives."""
+    reg = services.registry
+    rows = [[name, spec.kind, spec.target()] for name, spec in reg.specs.items()]
+    cols = [t(lang, k) for k in ("col_model", "col_kind", "col_target")]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def build(services: Services, lang: str) -> None:
+    """Render the overview tab's components inside the current Blocks context."""
+    gr.Markdown(f"### {t(lang, 'eval_sets')}")
+    gr.Dataframe(eval_set_table(services.dialogs, lang), interactive=False, elem_id="eval-sets-table")
+    gr.Markdown(f"### {t(lang, 'models')}")
+    gr.Dataframe(model_table(services, lang), interactive=False, elem_id="models-table")
