@@ -6,7 +6,10 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 7860
 
-.PHONY: demo test install models lint clean
+.PHONY: demo test install browser models clean
+
+# Root on CI and on these machines; elsewhere apt needs sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +29,12 @@ models: install
 demo: install
 	$(BIN)/arena demo --host $(HOST) --port $(PORT)
 
-test: install
+# Browser tests drive Debian's Chromium (Playwright's own browser download cannot work here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
+
+test: install browser
 	$(BIN)/python -m pytest -q
 
 clean:
