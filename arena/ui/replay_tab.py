@@ -27,6 +27,7 @@ class ReplayState:
     models: list[str] = field(default_factory=list)
     generation_ids: list[int | None] = field(default_factory=list)
     failed: list[bool] = field(default_factory=list)
+    epoch: int = 0  # bumped by every new selection; a generation of an older epoch stops itself
 
 
 def _step_label(s: ReplayStep, lang: str) -> str:
@@ -49,6 +50,8 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
                                   elem_id="replay-models")
         next_btn = gr.Button(t(lang, "next_unrated"), elem_id="replay-next", variant="secondary")
         stop_btn = gr.Button(t(lang, "stop"), elem_id="replay-stop", variant="stop")
+    # Models added at run time (Adapters tab) appear on the next page load.
+    app.load(lambda: gr.update(choices=services.registry.names()), None, [models], show_progress="hidden")
     progress = gr.Markdown(elem_id="replay-progress")
     with gr.Accordion(t(lang, "system_prompt"), open=False, visible=False) as system_box:
         system_md = gr.Markdown(elem_id="replay-system")
@@ -90,6 +93,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         s = step(d, int(turn_index))
         picked = [m for m in chosen if m in services.registry][:4]
         st.dialog_id, st.turn_index, st.models = d.id, s.turn_index, picked
+        st.epoch += 1
         st.generation_ids, st.failed = [None] * len(picked), [False] * len(picked)
         out.update(reset_updates(views, picked, lang))
         out[state] = st
@@ -99,21 +103,32 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         out[status] = t(lang, "pick_models") if len(picked) < 2 else ""
         return out
 
+    async def show_and_generate(request: gr.Request, dialog_id: str | None, turn_index: int | None,
+                                chosen: list[str], st: ReplayState):
+        """Show the step, then stream every chosen model's answer at once; store each when done.
+        One handler, so a newer selection can never interleave with an older one's updates."""
+        yield show_step(dialog_id, turn_index, chosen, st)
+        async for update in generate(st, request):
+            yield update
+
     async def generate(st: ReplayState, request: gr.Request):
         """Stream every chosen model's answer at once; store each with its GT metrics when done."""
         d = services.by_id.get(st.dialog_id or "")
         if d is None or st.turn_index is None or len(st.models) < 2:
             return
         s = step(d, st.turn_index)
+        epoch = st.epoch
         backends = [(m, services.registry[m]) for m in st.models]
         gt_calls = [c.model_dump() for c in (s.gt.tool_calls or [])] if s.gt is not None else []
         final = None
         async for sides in stream_sides(backends, s.messages, tools=s.tools, stall_timeout=services.stall_timeout):
+            if st.epoch != epoch:
+                return  # the annotator moved on (rapid clicks): leaving the loop cancels these streams
             final = sides
             yield {views[i].answer: (render.error_html(x.error, lang) if x.error else
                                      render.answer_html(x.text, x.tool_calls, lang, streaming=not x.done))
                    for i, x in enumerate(sides)}
-        if final is None:
+        if final is None or st.epoch != epoch:
             return
         out: dict[Any, Any] = {}
         prompt_hash = stable_hash({"messages": s.messages, "tools": s.tools})
@@ -181,21 +196,21 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         return _select(nxt)
 
     step_inputs = [dialog, turn, models, state]
-    step_outputs = [state, history, system_box, system_md, status, *side_outputs]
-    gen_outputs = [state, *side_outputs]
+    outputs = [state, history, system_box, system_md, status, *side_outputs]
 
     def chain(event: Any) -> Any:
-        """After the selection changed: show the step, then stream the answers (cancellable by stop)."""
-        return (event.then(show_step, step_inputs, step_outputs, show_progress="hidden")
-                .then(generate, [state], gen_outputs, show_progress="hidden"))
+        """After the selection changed: show the step and stream the answers (cancellable by stop)."""
+        return event.then(show_and_generate, step_inputs, outputs, show_progress="hidden")
 
+    # always_last: clicks during a generation collapse into one new generation after it.
+    quiet = {"show_progress": "hidden", "trigger_mode": "always_last"}
     eval_set.input(choose_set, [eval_set], [dialog, turn, progress])
     streams = [
-        chain(dialog.input(choose_dialog, [dialog], [turn])),
-        chain(turn.input(lambda: None, None, None)),
-        chain(models.input(lambda: None, None, None)),
-        chain(next_btn.click(go_next, [eval_set, state], [dialog, turn, status])),
-        chain(submit.click(submit_ratings, [state, *rating_inputs(views)], [dialog, turn, status, progress])),
+        chain(dialog.input(choose_dialog, [dialog], [turn], **quiet)),
+        turn.input(show_and_generate, step_inputs, outputs, **quiet),
+        models.input(show_and_generate, step_inputs, outputs, **quiet),
+        chain(next_btn.click(go_next, [eval_set, state], [dialog, turn, status], **quiet)),
+        chain(submit.click(submit_ratings, [state, *rating_inputs(views)], [dialog, turn, status, progress], **quiet)),
         # The first page view opens the first unrated turn of the default set.
         chain(app.load(choose_set, [eval_set], [dialog, turn, progress])
               .then(go_next, [eval_set, state], [dialog, turn, status])),
