@@ -47,7 +47,7 @@ TABLE_NAMES = tuple(TITLES)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("leaderboard", help="leaderboards with 95% CIs from the ratings database", description=__doc__)
+    p = sub.add_parser("leaderboard", help="leaderboards with 95%% CIs from the ratings database", description=__doc__)
     add_db_argument(p)
     p.add_argument("--sets-dir", default=str(PROJECT_ROOT / "eval_sets"), metavar="DIR",
                    help="eval-set folder, for categories and repetition (default: the shipped eval_sets/)")
