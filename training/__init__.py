@@ -1,0 +1,1 @@
+"""Training utilities: the tiny default models and LoRA adapters that enter the arena."""
