@@ -15,6 +15,11 @@ COMMAND_MODULES = [
     "arena.commands.annotators",
     "arena.commands.models",
     "arena.commands.recall",
+    "arena.commands.train",
+    "arena.commands.adapters",
+    "arena.commands.leaderboard",
+    "arena.commands.rounds",
+    "arena.commands.export",
 ]
 
 

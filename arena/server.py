@@ -58,6 +58,10 @@ def create_app(services):
     from arena.ui.app import CSS, SHORTCUTS_JS, build_app
 
     app = FastAPI(title="arena")
+    # POST /api/adapters (`arena adapters add`); registered before the UI mounts at "/" so it is matched first.
+    from arena.adapters import mount_api
+
+    mount_api(app, services)
     auth = services.store.verify_password
     for lang, path in (("en", "/en"), ("ko", "")):
         blocks = build_app(services, lang=lang).queue(default_concurrency_limit=None)

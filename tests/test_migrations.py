@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from arena.store import Store, migrate
 from arena.store.models import Base
 
-EXPECTED_TABLES = {"annotators", "models", "rounds", "generations", "ratings", "votes"}
+EXPECTED_TABLES = {"annotators", "models", "rounds", "generations", "ratings", "votes", "round_items", "skips"}
 
 EXPECTED_UNIQUE = {
     "annotators": {("name",)},
@@ -16,6 +16,8 @@ EXPECTED_UNIQUE = {
     "generations": {("eval_set", "dialog_id", "turn_index", "model_id", "context")},
     "ratings": {("generation_id", "annotator_id")},
     "votes": {("round_id", "item_key", "annotator_id")},
+    "round_items": {("round_id", "item_key")},
+    "skips": {("round_id", "item_key", "annotator_id")},
 }
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 
-from arena.store.models import Annotator, Generation, Model, Rating, Round, Vote
+from arena.store.models import Annotator, Generation, Model, Rating, Round, Skip, Vote
 
 
 def _dtype(column_type: sa.types.TypeEngine) -> str | None:
@@ -97,6 +97,27 @@ def votes_frame(conn: sa.Connection, round_id: int | None = None) -> pd.DataFram
     )
     if round_id is not None:
         stmt = stmt.where(Vote.round_id == round_id)
+    return _frame(conn, stmt)
+
+
+def skips_frame(conn: sa.Connection, round_id: int | None = None) -> pd.DataFrame:
+    """One row per skipped round item: round, item, annotator, reason, when."""
+    stmt = (
+        sa.select(
+            Skip.id.label("skip_id"),
+            Skip.round_id,
+            Round.name.label("round"),
+            Skip.item_key,
+            Annotator.name.label("annotator"),
+            Skip.reason,
+            Skip.created_at,
+        )
+        .join(Round, Skip.round_id == Round.id)
+        .join(Annotator, Skip.annotator_id == Annotator.id)
+        .order_by(Skip.id)
+    )
+    if round_id is not None:
+        stmt = stmt.where(Skip.round_id == round_id)
     return _frame(conn, stmt)
 
 

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.0 models of the ratings store: annotators, models, rounds, generations, ratings, votes.
+"""SQLAlchemy 2.0 models of the ratings store: annotators, models, rounds (+ items, skips), generations, ratings, votes.
 
 The migrations in ``arena/store/migrations/versions`` must produce exactly this schema; a test
 compares the two with alembic's ``compare_metadata``. Change both together.
@@ -190,4 +190,47 @@ class Vote(Base):
     a_position: Mapped[str] = mapped_column(sa.String(5))
     annotator_id: Mapped[int] = mapped_column(sa.ForeignKey("annotators.id"), index=True)
     choice: Mapped[str] = mapped_column(sa.String(10))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class RoundItem(Base):
+    """One blind pair of a started round: a replay turn, two models, and which screen side shows A.
+
+    Written once when the round starts, so the queue, the positions and the export never depend on
+    eval-set files that may change afterwards.
+    """
+
+    __tablename__ = "round_items"
+    __table_args__ = (
+        sa.UniqueConstraint("round_id", "item_key", name="uq_round_items_round_item"),
+        sa.CheckConstraint(_in("a_position", POSITIONS), name="a_position"),
+        sa.CheckConstraint("model_a_id <> model_b_id", name="distinct_models"),
+        sa.CheckConstraint("turn_index >= 0", name="turn_index"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(sa.ForeignKey("rounds.id"))
+    item_key: Mapped[str] = mapped_column(sa.String(300))
+    ordinal: Mapped[int]
+    eval_set: Mapped[str] = mapped_column(sa.String(200))
+    dialog_id: Mapped[str] = mapped_column(sa.String(300))
+    turn_index: Mapped[int]
+    model_a_id: Mapped[int] = mapped_column(sa.ForeignKey("models.id"))
+    model_b_id: Mapped[int] = mapped_column(sa.ForeignKey("models.id"))
+    a_position: Mapped[str] = mapped_column(sa.String(5))
+
+
+class Skip(Base):
+    """An annotator passed on a round item (with a reason); the item is not served to them again."""
+
+    __tablename__ = "skips"
+    __table_args__ = (
+        sa.UniqueConstraint("round_id", "item_key", "annotator_id", name="uq_skips_round_item_annotator"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(sa.ForeignKey("rounds.id"))
+    item_key: Mapped[str] = mapped_column(sa.String(300))
+    annotator_id: Mapped[int] = mapped_column(sa.ForeignKey("annotators.id"), index=True)
+    reason: Mapped[str] = mapped_column(sa.Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -23,6 +23,8 @@ from arena.store.models import (
     Model,
     Rating,
     Round,
+    RoundItem,
+    Skip,
     Vote,
     utcnow,
 )
@@ -60,6 +62,51 @@ class RatingInput(NamedTuple):
     score: int
     criteria: Sequence[str] = ()
     comment: str = ""
+
+
+class RoundItemInput(NamedTuple):
+    """One item of a round as written at start: a replay turn, the two models, where A is shown."""
+
+    item_key: str
+    ordinal: int
+    eval_set: str
+    dialog_id: str
+    turn_index: int
+    model_a_id: int
+    model_b_id: int
+    a_position: str
+
+
+class RoundGeneration(NamedTuple):
+    """The coordinates and outcome of one stored round answer (no text: for queues and resumes)."""
+
+    id: int
+    eval_set: str
+    dialog_id: str
+    turn_index: int
+    model_id: int
+    failed: bool
+
+
+class Judgement(NamedTuple):
+    """A vote or a skip on a round item, by whom and when."""
+
+    item_key: str
+    annotator: str
+    kind: str  # "vote" | "skip"
+
+
+def _rating_rows(items: Iterable[RatingInput | tuple[int, int, Sequence[str], str]]) -> list[RatingInput]:
+    rows = [RatingInput(*item) for item in items]
+    for row in rows:
+        if isinstance(row.score, bool) or not isinstance(row.score, int) or not 1 <= row.score <= 5:
+            raise ValueError(f"score must be an integer 1-5, not {row.score!r}")
+        if isinstance(row.criteria, str) or not all(isinstance(c, str) for c in row.criteria):
+            raise ValueError(f"criteria must be a list of strings, not {row.criteria!r}")
+    generation_ids = [row.generation_id for row in rows]
+    if len(set(generation_ids)) != len(generation_ids):
+        raise ValueError(f"a generation appears twice in one submission: {generation_ids}")
+    return rows
 
 
 def stable_hash(value: Any) -> str:
@@ -281,11 +328,14 @@ class Store:
         similarity: float | None = None,
         tool_name_match: bool | None = None,
         tool_args_match: bool | None = None,
+        keep_success: bool = False,
     ) -> int:
         """Insert a generation, or overwrite the one with the same key; returns its id.
 
         The key is (eval_set, dialog_id, turn_index, model_id, context); a generation made for a
-        round always has context ``round:<id>``, so each round keeps its own answers.
+        round always has context ``round:<id>``, so each round keeps its own answers. With
+        ``keep_success`` only a failed row is overwritten: a successful one may already be judged,
+        so a second writer (two pre-generation runs at once) leaves it as it is.
         """
         if round_id is not None:
             context = f"round:{round_id}"
@@ -316,11 +366,15 @@ class Store:
         stmt = (
             self._insert(Generation)
             .values(**key, **values)
-            .on_conflict_do_update(index_elements=list(key), set_=values)
+            .on_conflict_do_update(index_elements=list(key), set_=values,
+                                   where=Generation.error.is_not(None) if keep_success else None)
             .returning(Generation.id)
         )
         with self._tx() as s:
-            return s.execute(stmt).scalar_one()
+            found = s.execute(stmt).scalar_one_or_none()
+            if found is None:  # kept: the stored answer succeeded
+                found = s.scalar(sa.select(Generation.id).filter_by(**key))
+            return found
 
     def set_generation_metrics(
         self,
@@ -357,42 +411,41 @@ class Store:
         self, annotator: int | str, items: Iterable[RatingInput | tuple[int, int, Sequence[str], str]]
     ) -> list[int]:
         """Save one submission (all sides or none); a repeat by the same annotator updates. Returns ids."""
-        rows = [RatingInput(*item) for item in items]
+        rows = _rating_rows(items)
         if not rows:
             return []
-        for row in rows:
-            if isinstance(row.score, bool) or not isinstance(row.score, int) or not 1 <= row.score <= 5:
-                raise ValueError(f"score must be an integer 1-5, not {row.score!r}")
-            if isinstance(row.criteria, str) or not all(isinstance(c, str) for c in row.criteria):
-                raise ValueError(f"criteria must be a list of strings, not {row.criteria!r}")
-        generation_ids = [row.generation_id for row in rows]
-        if len(set(generation_ids)) != len(generation_ids):
-            raise ValueError(f"a generation appears twice in one submission: {generation_ids}")
+        with self._tx() as s:
+            return self._save_ratings(s, self._annotator_id(s, annotator), rows)
+
+    @staticmethod
+    def _check_generations(session: Session, generation_ids: Sequence[int]) -> None:
+        known = dict(session.execute(
+            sa.select(Generation.id, Generation.error).where(Generation.id.in_(generation_ids))).all())
+        if missing := set(generation_ids) - set(known):
+            raise NotFound(f"no generation(s) {sorted(missing)}")
+        # A failed answer is excluded from rating and voting: there is nothing to judge.
+        if failed := sorted(g for g, error in known.items() if error):
+            raise ValueError(f"generation(s) {failed} failed and cannot be judged")
+
+    def _save_ratings(self, s: Session, annotator_id: int, rows: list[RatingInput]) -> list[int]:
+        self._check_generations(s, [row.generation_id for row in rows])
         now = utcnow()
         ids: list[int] = []
-        with self._tx() as s:
-            annotator_id = self._annotator_id(s, annotator)
-            known = dict(s.execute(sa.select(Generation.id, Generation.error).where(Generation.id.in_(generation_ids))).all())
-            if missing := set(generation_ids) - set(known):
-                raise NotFound(f"no generation(s) {sorted(missing)}")
-            # A failed answer is excluded from rating: there is nothing to judge.
-            if failed := sorted(g for g, error in known.items() if error):
-                raise ValueError(f"generation(s) {failed} failed and cannot be rated")
-            for row in rows:
-                update = {
-                    "score": row.score,
-                    "criteria": list(row.criteria),
-                    "comment": row.comment,
-                    "updated_at": now,
-                }
-                key = {"generation_id": row.generation_id, "annotator_id": annotator_id}
-                stmt = (
-                    self._insert(Rating)
-                    .values(**key, created_at=now, **update)
-                    .on_conflict_do_update(index_elements=["generation_id", "annotator_id"], set_=update)
-                    .returning(Rating.id)
-                )
-                ids.append(s.execute(stmt).scalar_one())
+        for row in rows:
+            update = {
+                "score": row.score,
+                "criteria": list(row.criteria),
+                "comment": row.comment,
+                "updated_at": now,
+            }
+            key = {"generation_id": row.generation_id, "annotator_id": annotator_id}
+            stmt = (
+                self._insert(Rating)
+                .values(**key, created_at=now, **update)
+                .on_conflict_do_update(index_elements=["generation_id", "annotator_id"], set_=update)
+                .returning(Rating.id)
+            )
+            ids.append(s.execute(stmt).scalar_one())
         return ids
 
     # -- rounds and votes -------------------------------------------------------------------------
@@ -423,14 +476,17 @@ class Store:
             if seed is not None:
                 found.seed = seed
 
-    def start_round(self, round_: int | str) -> None:
-        """Move a draft round to running, freezing its config (no-op if already running)."""
+    def start_round(self, round_: int | str, items: Sequence[RoundItemInput] | None = None) -> None:
+        """Move a draft round to running, freezing its config and writing its items in the same
+        transaction (a no-op, items ignored, if it is already running)."""
         with self._tx() as s:
             found = self._round(s, round_)
             if found.status == "closed":
                 raise RoundLocked(f"round {found.name!r} is closed")
             if found.status == "draft":
                 found.status, found.started_at = "running", utcnow()
+                if items:
+                    s.execute(sa.insert(RoundItem), [{"round_id": found.id, **item._asdict()} for item in items])
 
     def close_round(self, round_: int | str) -> None:
         """Stop accepting votes for a round."""
@@ -473,17 +529,21 @@ class Store:
         a_position: str,
         annotator: int | str,
         choice: str,
+        ratings: Iterable[RatingInput | tuple[int, int, Sequence[str], str]] = (),
     ) -> bool:
-        """Record an A/B vote in a running round; False if this annotator already voted on the item."""
+        """Record an A/B vote in a running round, with the annotator's 1-5 ratings of the answers in
+        the same transaction; False (nothing written) if this annotator already voted on the item."""
         if choice not in VOTE_CHOICES:
             raise ValueError(f"choice must be one of {VOTE_CHOICES}, not {choice!r}")
         if a_position not in POSITIONS:
             raise ValueError(f"a_position must be one of {POSITIONS}, not {a_position!r}")
+        rows = _rating_rows(ratings)
         with self._tx() as s:
             found = self._round(s, round_id, shared=True)
             if found.status != "running":
                 raise RoundLocked(f"round {found.name!r} is {found.status}, not running")
             annotator_id = self._annotator_id(s, annotator)
+            self._check_generations(s, [generation_a_id, generation_b_id])
             stmt = (
                 self._insert(Vote)
                 .values(
@@ -499,7 +559,11 @@ class Store:
                 .on_conflict_do_nothing(index_elements=["round_id", "item_key", "annotator_id"])
                 .returning(Vote.id)
             )
-            return s.scalar(stmt) is not None
+            if s.scalar(stmt) is None:
+                return False  # the first vote stands, and so do the ratings given with it
+            if rows:
+                self._save_ratings(s, annotator_id, rows)
+            return True
 
     def voted_items(self, round_id: int, annotator: int | str) -> set[str]:
         """Item keys of a round this annotator has already voted on (to skip them in the queue)."""
@@ -507,6 +571,59 @@ class Store:
             annotator_id = self._annotator_id(s, annotator)
             stmt = sa.select(Vote.item_key).where(Vote.round_id == round_id)
             return set(s.scalars(stmt.where(Vote.annotator_id == annotator_id)))
+
+    def record_skip(self, *, round_id: int, item_key: str, annotator: int | str, reason: str = "") -> bool:
+        """Record that an annotator passed on a round item; False if they had already voted or skipped it."""
+        with self._tx() as s:
+            found = self._round(s, round_id, shared=True)
+            if found.status != "running":
+                raise RoundLocked(f"round {found.name!r} is {found.status}, not running")
+            annotator_id = self._annotator_id(s, annotator)
+            voted = s.scalar(sa.select(Vote.id).where(
+                Vote.round_id == round_id, Vote.item_key == item_key, Vote.annotator_id == annotator_id))
+            if voted is not None:
+                return False
+            stmt = (
+                self._insert(Skip)
+                .values(round_id=round_id, item_key=item_key, annotator_id=annotator_id, reason=reason,
+                        created_at=utcnow())
+                .on_conflict_do_nothing(index_elements=["round_id", "item_key", "annotator_id"])
+                .returning(Skip.id)
+            )
+            return s.scalar(stmt) is not None
+
+    def round_items(self, round_: int | str) -> list[RoundItem]:
+        """The items written when the round started, in their original order (empty for a draft)."""
+        with self._reads() as s:
+            round_id = self._round_id(s, round_)
+            return list(s.scalars(sa.select(RoundItem).where(RoundItem.round_id == round_id)
+                                  .order_by(RoundItem.ordinal)))
+
+    def round_generations(self, round_id: int) -> list[RoundGeneration]:
+        """Every stored answer of a round: coordinates, model and whether it failed (no text)."""
+        g = Generation
+        stmt = (sa.select(g.id, g.eval_set, g.dialog_id, g.turn_index, g.model_id, g.error)
+                .where(g.round_id == round_id).order_by(g.id))
+        with self._reads() as s:
+            return [RoundGeneration(i, e, d, t, m, bool(err)) for i, e, d, t, m, err in s.execute(stmt).all()]
+
+    def round_judgements(self, round_id: int) -> list[Judgement]:
+        """Every vote and skip of a round, oldest first within each kind."""
+        votes = (sa.select(Vote.item_key, Annotator.name).join(Annotator, Vote.annotator_id == Annotator.id)
+                 .where(Vote.round_id == round_id).order_by(Vote.id))
+        skips = (sa.select(Skip.item_key, Annotator.name).join(Annotator, Skip.annotator_id == Annotator.id)
+                 .where(Skip.round_id == round_id).order_by(Skip.id))
+        with self._reads() as s:
+            return ([Judgement(k, a, "vote") for k, a in s.execute(votes).all()]
+                    + [Judgement(k, a, "skip") for k, a in s.execute(skips).all()])
+
+    @staticmethod
+    def _round_id(session: Session, round_: int | str) -> int:
+        column = Round.id if isinstance(round_, int) else Round.name
+        found = session.scalar(sa.select(Round.id).where(column == round_))
+        if found is None:
+            raise NotFound(f"no round {round_!r}")
+        return found
 
     # -- frames -----------------------------------------------------------------------------------
 
@@ -523,6 +640,13 @@ class Store:
 
         with self.engine.connect() as conn:
             return frames.votes_frame(conn, round_id)
+
+    def skips_frame(self, round_id: int | None = None) -> pd.DataFrame:
+        """All skips (or one round's), with the annotator's name and the reason."""
+        from arena.store import frames
+
+        with self.engine.connect() as conn:
+            return frames.skips_frame(conn, round_id)
 
     def generations_frame(self, round_id: int | None = None) -> pd.DataFrame:
         """All generations (or one round's) with text, timings and metrics."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from arena.ui import live_tab, overview, replay_tab
+from arena.ui import leaderboard_tab, live_tab, overview, replay_tab
+from arena.ui import adapters_tab
+from arena.ui import blind_tab, rounds_tab
 from arena.ui.i18n import t
 from arena.ui.services import Services
 
@@ -63,7 +65,13 @@ def build_app(services: Services, *, lang: str = "ko") -> gr.Blocks:
             with gr.Tab(t(lang, "tab_replay"), id="replay"):
                 replay_tab.build(app, services, lang)
             with gr.Tab(t(lang, "tab_live"), id="live"):
-                live_tab.build(services, lang)
+                live_tab.build(services, lang, app=app)
+            with gr.Tab(t(lang, "tab_blind"), id="blind"):
+                blind_tab.build(app, services, lang)
             with gr.Tab(t(lang, "tab_overview"), id="overview"):
                 overview.build(services, lang)
+            with gr.Tab(t(lang, "tab_leaderboard"), id="leaderboard") as leaderboard:
+                leaderboard_tab.build(services, lang, leaderboard)
+            adapters_tab.build(app, services, lang)  # researchers only: makes its own (hidden) tab
+            rounds_tab.build(app, services, lang)  # researchers only: makes its own (hidden) tab
     return app

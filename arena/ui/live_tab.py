@@ -28,8 +28,9 @@ class LiveState:
     turns: int = 0
 
 
-def _side_messages(system: str, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return ([{"role": "system", "content": system}] if system.strip() else []) + history
+def _side_messages(system: str | None, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # None when the (closed) system-prompt accordion's textbox never rendered in the browser.
+    return ([{"role": "system", "content": system}] if system and system.strip() else []) + history
 
 
 def _assistant_message(side: Side) -> dict[str, Any]:
@@ -39,12 +40,14 @@ def _assistant_message(side: Side) -> dict[str, Any]:
     return msg
 
 
-def build(services: Services, lang: str) -> None:
+def build(services: Services, lang: str, app: gr.Blocks | None = None) -> None:
     """Render the live tab inside the current Blocks context and wire its events."""
     names = services.registry.names()
     state = gr.State(LiveState())
     with gr.Row():
         models = gr.CheckboxGroup(names, value=names[:2], label=t(lang, "models_pick"), elem_id="live-models")
+    if app is not None:  # models added at run time (Adapters tab) appear on the next page load
+        app.load(lambda: gr.update(choices=services.registry.names()), None, [models], show_progress="hidden")
     with gr.Accordion(t(lang, "persona_from"), open=False):
         system = gr.Textbox(lines=3, show_label=False, elem_id="live-system")
     views = build_sides(lang, "live", with_gt=False, with_rating=False)
