@@ -53,6 +53,7 @@ def populate(store: Store, dialogs: list[Dialog], *, seed: int = 0, r2: bool = T
     ids = {m: store.upsert_model(m, backend="local") for m in STRENGTH}
     for name in ("kim", "lee", "park"):
         store.add_annotator(name, "pw-1234")
+    store.add_annotator("lead", "pw-1234", role="researcher")  # the leaderboard is for researchers
     steps = [(d, t) for d in dialogs for t in d.assistant_indices()]
 
     def record(model: str, d: Dialog, t: int, context: str, round_id: int | None = None, metrics: bool = False) -> int:
@@ -381,7 +382,12 @@ def test_leaderboard_tab_builds_and_computes(with_data: bool, filled, tmp_path: 
         select = _handler(blocks, tab, "select")
         values = [c.value for c in select.inputs]
         values[select.inputs.index(_by_id(select.inputs, "lb-boot"))] = N_BOOT
-        out = select.fn(*values)
+        if not with_data:
+            store.add_annotator("lead", "pw-1234", role="researcher")
+        annotator, lead = gr.Request(username="kim"), gr.Request(username="lead")
+        refused = {getattr(c, "elem_id", None): v for c, v in select.fn(annotator, *values).items()}
+        assert set(refused) == {"lb-status"} and "Researcher" in refused["lb-status"]  # annotators see no standings
+        out = select.fn(lead, *values)
         # Every output gets a value the component accepts.
         for component, value in out.items():
             if not isinstance(value, dict):
@@ -398,14 +404,14 @@ def test_leaderboard_tab_builds_and_computes(with_data: bool, filled, tmp_path: 
             assert shown["lb-metric-plot"].data[0].x is not None and len(shown["lb-metric-plot"].data[0].x) == 3
             # Choosing a round narrows the tables.
             values[select.inputs.index(_by_id(select.inputs, "lb-round"))] = "r2"
-            narrowed = {getattr(c, "elem_id", None): v for c, v in select.fn(*values).items()}
+            narrowed = {getattr(c, "elem_id", None): v for c, v in select.fn(lead, *values).items()}
             assert list(narrowed["lb-pairwise"]["model"]) == ["ko-strong", "ko-weak"]
         else:
             assert pairwise.empty and "0 votes" in shown["lb-status"]
 
         models = _by_id(blocks.blocks.values(), "lb-recall-models")
         run_recall = _handler(blocks, _by_id(blocks.blocks.values(), "lb-recall-run"), "click")
-        recall_out = asyncio.run(run_recall.fn(["echo-search"]))
+        recall_out = asyncio.run(run_recall.fn(lead, ["echo-search"]))
     table = next(v for c, v in recall_out.items() if c.elem_id == "lb-recall-table")
     assert models.choices
     assert list(table["system"]) == ["last utterance + BM25", "reference query + BM25", "echo-search + BM25"]
@@ -430,7 +436,7 @@ def test_leaderboard_tab_in_the_browser(tiny_models, tmp_path: Path, dialogs: li
             browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1800})
             page.goto(url)
-            page.fill("input[type=text]", "kim")
+            page.fill("input[type=text]", "lead")
             page.fill("input[type=password]", "pw-1234")
             page.keyboard.press("Enter")
             page.get_by_role("tab", name="리더보드").click()

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from arena.ui import leaderboard_tab, live_tab, overview, replay_tab
-from arena.ui import adapters_tab
-from arena.ui import blind_tab, rounds_tab
+from arena.adapters import is_researcher
+from arena.ui import adapters_tab, blind_tab, leaderboard_tab, live_tab, overview, replay_tab, rounds_tab
 from arena.ui.i18n import t
 from arena.ui.services import Services
 
@@ -70,8 +69,14 @@ def build_app(services: Services, *, lang: str = "ko") -> gr.Blocks:
                 blind_tab.build(app, services, lang)
             with gr.Tab(t(lang, "tab_overview"), id="overview"):
                 overview.build(services, lang)
-            with gr.Tab(t(lang, "tab_leaderboard"), id="leaderboard") as leaderboard:
+            # Researchers only (shown on load): standings would bias annotators voting in blind rounds.
+            with gr.Tab(t(lang, "tab_leaderboard"), id="leaderboard", visible=False) as leaderboard:
                 leaderboard_tab.build(services, lang, leaderboard)
+
+            def show_leaderboard(request: gr.Request) -> dict:
+                return gr.update(visible=is_researcher(services.store, request.username))
+
+            app.load(show_leaderboard, None, [leaderboard], show_progress="hidden")
             adapters_tab.build(app, services, lang)  # researchers only: makes its own (hidden) tab
             rounds_tab.build(app, services, lang)  # researchers only: makes its own (hidden) tab
     return app

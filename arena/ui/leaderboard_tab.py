@@ -16,6 +16,7 @@ import gradio as gr
 import pandas as pd
 
 from arena import PROJECT_ROOT, plots
+from arena.adapters import is_researcher
 from arena.leaderboard import Leaderboards, build_leaderboards, display_table, metrics_wide
 from arena.ui.i18n import t
 from arena.ui.services import Services
@@ -198,8 +199,11 @@ def build(services: Services, lang: str, tab: gr.Tab | None = None, recall: Reca
     inputs = [round_, eval_set, category, both_bad, anchor, n_boot, seed, metric]
     outputs = [*shown.values(), status, round_, anchor, metric, metric_plot, metrics_state]
 
-    def compute(round_v: str, eval_set_v: str, category_v: str, both_bad_v: str, anchor_v: str, n_boot_v: float,
-                seed_v: float, metric_v: str) -> dict[Any, Any]:
+    def compute(request: gr.Request, round_v: str, eval_set_v: str, category_v: str, both_bad_v: str, anchor_v: str,
+                n_boot_v: float, seed_v: float, metric_v: str) -> dict[Any, Any]:
+        # Researchers only: aggregate standings would bias annotators who are voting in blind rounds.
+        if not is_researcher(services.store, getattr(request, "username", None)):
+            return {status: t(lang, "researcher_only")}
         try:
             boards = build_leaderboards(services.store, services.dialogs, round=round_v or None,
                                         eval_set=eval_set_v or None, category=category_v or None,
@@ -239,9 +243,11 @@ def _build_recall(services: Services, lang: str, runner: RecallRunner) -> None:
         table = gr.Dataframe(pd.DataFrame(), interactive=False, elem_id="lb-recall-table")
         curve = gr.Plot(elem_id="lb-recall-plot")
 
-    async def compute(chosen: list[str]) -> dict[Any, Any]:
+    async def compute(request: gr.Request, chosen: list[str]) -> dict[Any, Any]:
         from arena.recall_plots import recall_curve_figure
 
+        if not is_researcher(services.store, getattr(request, "username", None)):
+            return {note: t(lang, "researcher_only")}
         c = runner.config
         missing = next((p for p in (c.items_path, c.docs_path) if not p.is_file()), None)
         if missing is not None:
