@@ -68,6 +68,10 @@ def test_rate_a_replayed_turn_in_the_browser(arena_url):
         # Keyboard: 4 scores side A, then the highlight moves to B, 2 scores B; a criterion and a comment.
         page.locator("#replay-history").click()
         page.keyboard.press("4")
+        # Submitting with side B unscored is refused with a message, and A's score stays.
+        page.keyboard.press("Control+Enter")
+        expect(page.get_by_text("점수를 모두 매겨 주세요: B")).to_be_visible(timeout=30_000)
+        expect(page.locator('#replay-score-0 input[value="4"]')).to_be_checked()
         page.keyboard.press("2")
         page.locator("#replay-criteria-0 label").first.click()
         page.locator("#replay-comment-1 textarea").fill("반복이 심함")

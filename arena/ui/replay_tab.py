@@ -151,11 +151,13 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         yield out
 
     def submit_ratings(request: gr.Request, st: ReplayState, *values: Any) -> dict[Any, Any]:
+        """Save every side's rating in one transaction, then move to the next unrated turn.
+        Refusals raise gr.Error, which stops the chain, so the annotator's half-filled form stays."""
         annotator = request.username
         if not annotator:
-            return {status: t(lang, "login_required")}
+            raise gr.Error(t(lang, "login_required"))
         if st.dialog_id is None or not st.generation_ids or any(g is None for g in st.generation_ids):
-            return {status: t(lang, "nothing_to_rate")}
+            raise gr.Error(t(lang, "nothing_to_rate"))
         items, missing = [], []
         for i, (score, criteria, comment) in enumerate(split_rating_values(list(values))[: len(st.models)]):
             if st.failed[i]:
@@ -165,19 +167,16 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
                 continue
             items.append((st.generation_ids[i], int(score), list(criteria), comment))
         if missing:
-            return {status: t(lang, "score_required", sides=", ".join(missing))}
+            raise gr.Error(t(lang, "score_required", sides=", ".join(missing)))
         if not items:
-            return {status: t(lang, "nothing_to_rate")}
+            raise gr.Error(t(lang, "nothing_to_rate"))
         services.store.save_ratings(annotator, items)
         d = services.by_id[st.dialog_id]
         nxt = rating.next_unrated(services.store, annotator, d.eval_set, services.dialogs_of(d.eval_set),
                                   after=(st.dialog_id, st.turn_index))
         out: dict[Any, Any] = {status: t(lang, "saved", n=len(items)),
                                progress: _progress_text(annotator, d.eval_set)}
-        if nxt is None:
-            out[status] = t(lang, "all_rated")
-            return out
-        out.update(_select(nxt))
+        out.update(_select(nxt) if nxt else {status: t(lang, "all_rated"), dialog: gr.update(value=None)})
         return out
 
     def _select(s: ReplayStep) -> dict[Any, Any]:
@@ -191,8 +190,8 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
             return {}
         after = (st.dialog_id, st.turn_index) if st.dialog_id else None
         nxt = rating.next_unrated(services.store, request.username, set_name, services.dialogs_of(set_name), after=after)
-        if nxt is None:
-            return {status: t(lang, "all_rated")}
+        if nxt is None:  # clearing the dialog makes the step that follows show nothing
+            return {status: t(lang, "all_rated"), dialog: gr.update(value=None)}
         return _select(nxt)
 
     step_inputs = [dialog, turn, models, state]
@@ -200,7 +199,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
 
     def chain(event: Any) -> Any:
         """After the selection changed: show the step and stream the answers (cancellable by stop)."""
-        return event.then(show_and_generate, step_inputs, outputs, show_progress="hidden")
+        return event.success(show_and_generate, step_inputs, outputs, show_progress="hidden")
 
     # always_last: clicks during a generation collapse into one new generation after it.
     quiet = {"show_progress": "hidden", "trigger_mode": "always_last"}
