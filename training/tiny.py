@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 # Bump when anything that changes the built models changes (template, rendering, training loop).
-CODE_VERSION = "3"
+CODE_VERSION = "4"
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CACHE_DIRS = {"demo": PROJECT_ROOT / "models", "test": PROJECT_ROOT / ".cache" / "tiny-test"}
@@ -68,7 +68,9 @@ LLAMA_CHAT_TEMPLATE = (
     {%- if content is none -%}
     {%- elif content is string -%}{{- content -}}
     {%- elif content is mapping -%}{{- content | tojson -}}
-    {%- else -%}{%- for part in content -%}{%- if part is mapping and part.text is defined -%}{{- part.text -}}{%- elif part is string -%}{{- part -}}{%- endif -%}{%- endfor -%}
+    {%- else -%}{%- for part in content -%}
+        {%- if part is mapping and part.text is defined -%}{{- part.text -}}{%- elif part is string -%}{{- part -}}{%- endif -%}
+    {%- endfor -%}
     {%- endif -%}
 {%- endmacro -%}
 {{- bos_token }}
@@ -81,7 +83,9 @@ LLAMA_CHAT_TEMPLATE = (
 {%- else %}
     {%- set system_message = '' %}
 {%- endif %}
-{%- if tools_in_user_message and not (messages and messages[0].role == 'user') %}{%- set tools_in_user_message = false %}{%- endif %}
+{%- if tools_in_user_message and not (messages and messages[0].role == 'user') %}
+    {%- set tools_in_user_message = false %}
+{%- endif %}
 {%- if system_message or (tools is not none and not tools_in_user_message) %}
     {{- '<|start_header_id|>system<|end_header_id|>\\n\\n' }}
     {%- if tools is not none %}{{- 'Environment: ipython\\n' }}{%- endif %}
@@ -206,7 +210,8 @@ def _message(turn: dict[str, Any]) -> dict[str, Any]:
             fn = dict(call.get("function") or {})
             if not isinstance(fn.get("arguments", "{}"), str):
                 fn["arguments"] = json.dumps(fn["arguments"], ensure_ascii=False)
-            calls.append({"type": "function", "function": {"name": fn.get("name", ""), "arguments": fn.get("arguments", "{}")}})
+            function = {"name": fn.get("name", ""), "arguments": fn.get("arguments", "{}")}
+            calls.append({"type": "function", "function": function})
         msg["tool_calls"] = calls
     return msg
 
@@ -247,22 +252,15 @@ def tokenizer_texts(dialogs: list[dict[str, Any]]) -> Iterator[str]:
 
 
 def koalpaca_samples(messages: list[dict[str, Any]]) -> list[str]:
-    """One KoAlpaca text per assistant answer: history, the answer, then <|endoftext|> (tool turns dropped)."""
-    history: list[str] = []
-    samples = []
-    for msg in messages:
-        content = msg.get("content")
-        if not isinstance(content, str) or not content.strip():
-            continue
-        if msg["role"] == "system":
-            history.append(content.strip())
-        elif msg["role"] == "user":
-            history.append(KOALPACA_QUESTION + content.strip())
-        elif msg["role"] == "assistant" and not msg.get("tool_calls"):
-            answer = KOALPACA_ANSWER + content.strip()
-            samples.append("\n\n".join([*history, answer]) + ENDOFTEXT)
-            history.append(answer)
-    return samples
+    """One KoAlpaca text per assistant answer, ending in <|endoftext|>, exactly as the backends prompt Polyglot."""
+    from backends.templates import KOALPACA, render
+
+    # The serving template itself, so training text and replay prompts cannot drift apart.
+    return [
+        render(KOALPACA, messages[: i + 1], add_generation_prompt=False, eos_token=ENDOFTEXT)
+        for i, msg in enumerate(messages)
+        if msg.get("role") == "assistant"
+    ]
 
 
 # ------------------------------------------------------------------------------------------- tokenizer
@@ -344,7 +342,9 @@ def training_texts(name: str, dialogs: list[dict[str, Any]], tokenizer: Any) -> 
     return list(texts)
 
 
-def train_model(name: str, profile: Profile, tokenizer: Any, texts: list[str], *, progress: bool = True) -> tuple[Any, dict[str, Any]]:
+def train_model(
+    name: str, profile: Profile, tokenizer: Any, texts: list[str], *, progress: bool = True
+) -> tuple[Any, dict[str, Any]]:
     """Train a fresh tiny model on ``texts`` within the profile's step bounds and time budget."""
     import math
 
@@ -445,7 +445,12 @@ def _portable_tokenizer_config(model_dir: Path) -> None:
 
 def cache_key(profile: Profile, corpus_digest: str) -> str:
     """Key over everything that determines the built models."""
-    payload = json.dumps({"profile": asdict(profile), "corpus": corpus_digest, "code": CODE_VERSION}, sort_keys=True)
+    from backends.templates import KOALPACA
+
+    templates = hashlib.sha256((LLAMA_CHAT_TEMPLATE + KOALPACA).encode()).hexdigest()
+    payload = json.dumps(
+        {"profile": asdict(profile), "corpus": corpus_digest, "code": CODE_VERSION, "templates": templates}, sort_keys=True
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -509,16 +514,49 @@ def ensure_tiny_models(
         return dirs
     with _locked(cache_dir):
         # Leftovers of interrupted builds; safe to remove while we hold the lock.
-        for stale in cache_dir.glob(".*.tmp-*"):
+        for stale in [*cache_dir.glob(".*.tmp-*"), *cache_dir.glob(".*.old-*")]:
             shutil.rmtree(stale, ignore_errors=True)
         todo = [n for n, d in dirs.items() if force or not _is_current(d, key)]
         if not todo:
             return dirs
-        _build(todo, dirs, prof, key, digest, files, progress=progress)
+        threads = training_threads()  # measured once, before our own training raises the load average
+        with _torch_threads(threads):
+            _build(todo, dirs, prof, key, digest, files, threads=threads, progress=progress)
     return dirs
 
 
-def _build(todo: list[str], dirs: dict[str, Path], prof: Profile, key: str, digest: str, files: list[Path], *, progress: bool) -> None:
+def training_threads() -> int:
+    """Intra-op threads for training: every core that other jobs leave free, at least one."""
+    import torch
+
+    n = torch.get_num_threads()
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return n
+    # Tiny matmuls make OpenMP workers wait on each other; on cores shared with other jobs that
+    # costs 2-3x per step (measured here), so a busy machine gets one thread.
+    return max(1, min(n, round((os.cpu_count() or n) - load)))
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Use ``n`` intra-op threads inside the block, then restore (the caller may go on serving)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _build(
+    todo: list[str], dirs: dict[str, Path], prof: Profile, key: str, digest: str, files: list[Path], *,
+    threads: int, progress: bool,
+) -> None:
+    """Train the tokenizer once, then each model in ``todo``, each saved to a temp dir and swapped in."""
     import tokenizers
     import torch
     import transformers
@@ -552,9 +590,12 @@ def _build(todo: list[str], dirs: dict[str, Path], prof: Profile, key: str, dige
             "vocab_size": len(tokenizer),
             **stats,
             "tokenizer_seconds": round(tokenizer_seconds, 2),
+            "threads": threads,
             "seconds": round(time.monotonic() - started, 2),
             "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "tokenizers": tokenizers.__version__},
+            "versions": {
+                "torch": torch.__version__, "transformers": transformers.__version__, "tokenizers": tokenizers.__version__
+            },
         }
         # The manifest goes in last: a dir with a matching tiny.json is complete by construction.
         (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
