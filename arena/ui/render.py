@@ -100,7 +100,7 @@ def gt_html(gt_text: str | None, gt_calls: list[dict[str, Any]], metrics: Genera
 
 
 def _yes_no(value: bool | None, lang: str) -> str:
-    return "—" if value is None else ("✅ " + t(lang, "match") if value else "❌ " + t(lang, "mismatch"))
+    return "—" if value is None else ("✓ " + t(lang, "match") if value else "✗ " + t(lang, "mismatch"))
 
 
 def metrics_line(metrics: GenerationMetrics, lang: str) -> str:
@@ -112,7 +112,7 @@ def metrics_line(metrics: GenerationMetrics, lang: str) -> str:
         items.append(f"{t(lang, 'tool_name')} {_yes_no(metrics.tool_name_match, lang)}")
         items.append(f"{t(lang, 'tool_args')} {_yes_no(metrics.tool_args_match, lang)}")
     if metrics.repeats_earlier_turn:
-        items.append(f"⚠️ {t(lang, 'repeats_earlier')} ({metrics.repetition:.2f})")
+        items.append(f"⚠ {t(lang, 'repeats_earlier')} ({metrics.repetition:.2f})")
     return " · ".join(items)
 
 
