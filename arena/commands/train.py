@@ -22,9 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _print_problems(problems: list, out=sys.stderr) -> None:
+def _print_problems(problems: list) -> None:
+    # sys.stderr looked up at call time: a default argument would pin the stream of import time.
     for problem in problems:
-        print(f"  {problem}", file=out)
+        print(f"  {problem}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
