@@ -5,6 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 7860
+SHELL  := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+# pip warns once per missing local index folder on these machines (hundreds of lines): keep real output.
+QUIET  := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
 .PHONY: demo test install browser vllm models clean
 
@@ -13,12 +17,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q --upgrade pip $(QUIET)
 
 # Re-install whenever pyproject.toml changes. torch goes first and alone so the CPU wheel is used.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[dev,train,postgres]"
+	$(BIN)/pip install -q torch==2.13.0 $(QUIET)
+	$(BIN)/pip install -q -e ".[dev,train,postgres]" $(QUIET)
 	touch $(STAMP)
 
 install: $(STAMP)
