@@ -33,8 +33,10 @@ window.__t = {};
 window.__mark = (i) => {
   const el = document.getElementById('replay-answer-' + i);
   const text = el ? el.innerText.replace('▍', '').trim() : '';
-  const rec = window.__t[i] || (window.__t[i] = {first: null, last: null, text: ''});
-  if (text && text !== rec.text) { const now = performance.now(); if (rec.first === null) rec.first = now; rec.last = now; rec.text = text; }
+  const rec = window.__t[i] || (window.__t[i] = {first: null, last: null, text: '', cleared: false});
+  // Ignore the previous turn's answer until the arena has cleared this side for the new turn.
+  if (!text) { rec.cleared = true; return; }
+  if (rec.cleared && text !== rec.text) { const now = performance.now(); if (rec.first === null) rec.first = now; rec.last = now; rec.text = text; }
 };
 new MutationObserver(() => { for (let i = 0; i < 4; i++) window.__mark(i); })
   .observe(document, {subtree: true, childList: true, characterData: true});
@@ -42,9 +44,9 @@ new MutationObserver(() => { for (let i = 0; i < 4; i++) window.__mark(i); })
 
 
 def models_yaml(path: Path, dirs: dict[str, Path], max_tokens: int) -> Path:
-    """Four sides: each tiny model twice, the second with sampling, so all four generate independently."""
+    """Four sides: each tiny model twice, sampled (greedy tiny models stop after a few tokens, too short to time)."""
     lines = ["models:"]
-    for name, temp in (("polyglot-tiny", 0), ("llama-tiny", 0), ("polyglot-tiny", 0.8), ("llama-tiny", 0.8)):
+    for name, temp in (("polyglot-tiny", 0.9), ("llama-tiny", 0.9), ("polyglot-tiny", 1.0), ("llama-tiny", 1.0)):
         label = f"{name}-t{temp}"
         tmpl = ", template: koalpaca" if name.startswith("polyglot") else ""
         lines.append(f"  - {{name: {label}, kind: local, path: '{dirs[name]}'{tmpl},"
@@ -108,7 +110,7 @@ def combine(rows: list[dict], gens) -> list[dict]:
         dialog_id = rec["dialog"].split(" · ")[0]
         turn_index = int(re.search(r"\d+", rec["turn"]).group())
         for i, header in enumerate(rec["models"]):
-            model = header.split("·")[-1].strip()
+            model = header.splitlines()[-1].split("·")[-1].strip()  # the queue badge may precede it
             g = gens[(gens["dialog_id"] == dialog_id) & (gens["turn_index"] == turn_index) & (gens["model"] == model)]
             seen = rec["t"].get(str(i)) or rec["t"].get(i)
             if g.empty or not seen or seen["first"] is None or not g.iloc[0]["tokens"]:
@@ -132,6 +134,9 @@ def report(results: list[dict]) -> str:
     lines = ["| model | n | backend tok/s | browser tok/s | ratio | backend TTFT ms | added TTFT ms (median) |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for model, rs in [*by_model.items(), ("all", results)]:
+        rs = [r for r in rs if r["browser_tok_s"] == r["browser_tok_s"]]  # drop one-update answers (no span)
+        if not rs:
+            continue
         b = statistics.median(r["backend_tok_s"] for r in rs)
         w = statistics.median(r["browser_tok_s"] for r in rs)
         bt = statistics.median(r["backend_ttft_ms"] for r in rs)
@@ -144,7 +149,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=5)
     parser.add_argument("--profile", choices=["test", "demo"], default="test")
-    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--max-tokens", type=int, default=256)
     args = parser.parse_args()
     started = time.perf_counter()
     results = run(args.turns, args.profile, args.max_tokens)
