@@ -1,136 +1,40 @@
-"""BM25 title retrieval: tokenizers, a sparse-matrix BM25Okapi engine, and an on-disk index cache.
+"""BM25Okapi over tokenized titles: precomputed weights in a term-major CSR matrix, exact top-k search.
 
-Scores follow rank_bm25's ``BM25Okapi`` exactly (k1, b, epsilon and its idf with the negative-idf
-floor ``epsilon * mean(idf)``), but every per-document weight is computed once at build time and
-stored in a term-major CSR matrix, so scoring a query is a sparse row-sum over its terms' postings
-instead of rank_bm25's Python loop over every document. Ties break by document order.
+Scores follow rank_bm25's ``BM25Okapi`` exactly (k1, b, epsilon and its idf with the negative-idf floor
+``epsilon * mean(idf)``); every (term, document) weight is computed once at build time. Ties break by
+document order (lower index first). Tokenizers and the on-disk cache live in ``arena.retriever``.
+
+Search, exact, per query (numpy only; bm25s's numba kernel scores every document and then scans all of
+them for the top k, which costs O(documents) a query): let ``z`` be the query term with the longest
+posting list. Every document that holds another query term is enumerated and scored in full (a
+scatter-add into a scratch vector, then ``z``'s weight added by lookup). Every other document holds
+``z`` alone, so its score is ``z``'s weight and the best of them are the first entries of ``z``'s
+postings in (weight desc, doc asc) order — kept at build time for frequent terms (``HEAD`` entries).
+So a frequent term costs nothing beyond its head, and the work per query is the postings of its rarer
+terms, not every document.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
-import os
-import shutil
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 if TYPE_CHECKING:
     import scipy.sparse
 
-FORMAT_VERSION = 1
-# Postings gathered per sparse product in search_many: bounds the memory of one batch of results.
+FORMAT_VERSION = 2
+# Best postings kept per frequent term, in (weight desc, doc asc) order; serves k <= HEAD - overlap.
+HEAD = 64
+# Postings gathered per sparse product in the fallback search (non-positive weights).
 MAX_BATCH_POSTINGS = 4_000_000
-
-
-# --------------------------------------------------------------------------- tokenizers
-
-
-class Tokenizer(Protocol):
-    """Turns text into index terms; the same object must serve documents and queries."""
-
-    name: str
-
-    def __call__(self, text: str) -> list[str]: ...
-
-    def batch(self, texts: Iterable[str]) -> Iterator[list[str]]: ...
-
-    def spec(self) -> dict[str, Any]: ...
-
-
-class WhitespaceTokenizer:
-    """Lower-cased whitespace words (no morphology): the simple option."""
-
-    name = "whitespace"
-
-    def __call__(self, text: str) -> list[str]:
-        return text.lower().split()
-
-    def batch(self, texts: Iterable[str]) -> Iterator[list[str]]:
-        """Tokenize many texts lazily."""
-        return (self(text) for text in texts)
-
-    def spec(self) -> dict[str, Any]:
-        """What identifies this tokenizer in an index manifest."""
-        return {"name": self.name, "lower": True}
-
-
-class KiwiTokenizer:
-    """Kiwi content morphemes: particles and endings dropped, so "코트는" and "코트가" both index "코트"."""
-
-    name = "kiwi"
-    # Nouns, foreign words, numbers, roots and web tokens carry a title's meaning.
-    NOUN_TAGS = frozenset({"NNG", "NNP", "NR", "SL", "SH", "SN", "XR", "W_URL", "W_EMAIL", "W_HASHTAG", "W_SERIAL"})
-    # Verb/adjective stems keep their tag so "신/VV" (to wear) never matches the noun "신".
-    STEM_TAGS = frozenset({"VV", "VA"})
-
-    def __init__(self, num_workers: int = -1) -> None:
-        self.num_workers = num_workers
-        self._kiwi: Any = None
-
-    def _get(self) -> Any:
-        if self._kiwi is None:
-            from kiwipiepy import Kiwi  # heavy (~1 s model load): only when first used
-
-            # num_workers >= 1 is needed for the threaded batch API; -1 = one thread per core.
-            self._kiwi = Kiwi(num_workers=self.num_workers)
-        return self._kiwi
-
-    def _terms(self, tokens: Iterable[Any]) -> list[str]:
-        out: list[str] = []
-        for token in tokens:
-            tag = token.tag.split("-", 1)[0]  # "VV-R" (irregular) -> "VV"
-            if tag in self.NOUN_TAGS:
-                # Kiwi's multi-word proper nouns ("아크네 스튜디오") split so "아크네" alone still matches.
-                out.extend(token.form.lower().split())
-            elif tag in self.STEM_TAGS:
-                out.append(f"{token.form.lower()}/{tag}")
-        return out
-
-    def __call__(self, text: str) -> list[str]:
-        return self._terms(self._get().tokenize(text)) if text.strip() else []
-
-    def batch(self, texts: Iterable[str]) -> Iterator[list[str]]:
-        """Tokenize many texts with Kiwi's threaded iterable API, in input order."""
-        for tokens in self._get().tokenize(iter(texts)):
-            yield self._terms(tokens)
-
-    def spec(self) -> dict[str, Any]:
-        """What identifies this tokenizer in an index manifest (a Kiwi upgrade invalidates the cache)."""
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            model = version("kiwipiepy_model")
-        except PackageNotFoundError:
-            model = None
-        return {
-            "name": self.name,
-            "kiwipiepy": version("kiwipiepy"),
-            "kiwipiepy_model": model,
-            "nouns": sorted(self.NOUN_TAGS),
-            "stems": sorted(self.STEM_TAGS),
-        }
-
-
-TOKENIZERS = ("kiwi", "whitespace")
-
-
-def make_tokenizer(name: str) -> Tokenizer:
-    """A tokenizer by name: ``kiwi`` (default everywhere) or ``whitespace``."""
-    if name == "kiwi":
-        return KiwiTokenizer()
-    if name == "whitespace":
-        return WhitespaceTokenizer()
-    raise ValueError(f"unknown tokenizer {name!r}; expected one of {', '.join(TOKENIZERS)}")
-
-
-# --------------------------------------------------------------------------- engine
+# Look a term's weights up by binary search when the candidates are this many times fewer than its postings.
+LOOKUP_RATIO = 16
 
 
 @dataclass(frozen=True)
@@ -166,13 +70,48 @@ def top_k(indices: np.ndarray, scores: np.ndarray, k: int) -> Hits:
     return Hits(indices[order].astype(np.int64), scores[order])
 
 
-class BM25Index:
-    """BM25Okapi weights as a (terms x documents) CSR matrix; a query's scores are a sparse row-sum."""
+@dataclass
+class Heads:
+    """The best ``HEAD`` postings of each term longer than that: ``row[term]`` (-1 = none) into docs/weights."""
 
-    def __init__(self, matrix: "scipy.sparse.csr_matrix", vocab: dict[str, int], stats: dict[str, Any]) -> None:
+    row: np.ndarray
+    docs: np.ndarray
+    weights: np.ndarray
+
+    @classmethod
+    def build(cls, matrix: "scipy.sparse.csr_matrix", size: int = HEAD) -> "Heads":
+        """Per long row: the ``size`` largest weights, ties to the lower document index."""
+        lengths = np.diff(matrix.indptr)
+        long_rows = np.flatnonzero(lengths > size)
+        row = np.full(len(lengths), -1, dtype=np.int32)
+        row[long_rows] = np.arange(len(long_rows), dtype=np.int32)
+        docs = np.zeros((len(long_rows), size), dtype=matrix.indices.dtype)
+        weights = np.zeros((len(long_rows), size), dtype=matrix.data.dtype)
+        for r, term in enumerate(long_rows):
+            a, b = matrix.indptr[term], matrix.indptr[term + 1]
+            best = top_k(np.asarray(matrix.indices[a:b]), np.asarray(matrix.data[a:b]), size)
+            docs[r, : len(best.indices)] = best.indices
+            weights[r, : len(best.scores)] = best.scores
+        return cls(row, docs, weights)
+
+
+class BM25Index:
+    """BM25Okapi weights as a (terms x documents) CSR matrix with per-term heads for exact fast top-k."""
+
+    def __init__(
+        self, matrix: "scipy.sparse.csr_matrix", vocab: dict[str, int], stats: dict[str, Any], heads: Heads | None = None
+    ) -> None:
         self.matrix = matrix
         self.vocab = vocab
         self.stats = stats
+        self.heads = heads if heads is not None else Heads.build(matrix)
+        # The enumeration marks "seen" by a non-zero partial score, which needs positive weights.
+        self._positive = bool(len(matrix.data) == 0 or float(np.min(matrix.data)) > 0)
+        lengths = np.diff(matrix.indptr)
+        self.max_weight = np.zeros(len(lengths))
+        filled = lengths > 0
+        if filled.any():
+            self.max_weight[filled] = np.maximum.reduceat(matrix.data, matrix.indptr[:-1][filled])
 
     @property
     def n_docs(self) -> int:
@@ -198,6 +137,7 @@ class BM25Index:
         cols = np.repeat(np.arange(n_docs, dtype=np.int64), lengths)
         # COO -> CSR sums duplicate (term, doc) pairs: data becomes the term frequency.
         tf = sp.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(vocab), n_docs)).tocsr()
+        del rows, cols
         tf.sum_duplicates()
         tf.sort_indices()
         df = np.diff(tf.indptr).astype(np.float64)
@@ -213,9 +153,7 @@ class BM25Index:
         # Same operation order as rank_bm25's get_scores, so scores agree to the last few ulps.
         weights = idf[term_of_entry] * (freq * (params.k1 + 1) / (freq + params.k1 * (1 - params.b + params.b * dl / avgdl)))
         index_dtype = np.int32 if max(tf.nnz, n_docs) < 2**31 - 1 else np.int64
-        matrix = sp.csr_matrix(
-            (weights, tf.indices.astype(index_dtype), tf.indptr.astype(index_dtype)), shape=tf.shape
-        )
+        matrix = sp.csr_matrix((weights, tf.indices.astype(index_dtype), tf.indptr.astype(index_dtype)), shape=tf.shape)
         stats = {
             "n_docs": n_docs,
             "vocab_size": len(vocab),
@@ -227,22 +165,30 @@ class BM25Index:
         }
         return cls(matrix, vocab, stats)
 
+    # ----------------------------------------------------------------------------------- scoring
+
+    def term_counts(self, query: Sequence[str]) -> dict[int, int]:
+        """Known query terms -> how often each occurs (a repeated term counts twice, as in rank_bm25)."""
+        counts: dict[int, int] = {}
+        for token in query:
+            term = self.vocab.get(token)
+            if term is not None:
+                counts[term] = counts.get(term, 0) + 1
+        return counts
+
     def query_matrix(self, queries: Sequence[Sequence[str]]) -> "scipy.sparse.csr_matrix":
         """Queries as a (queries x terms) matrix of term counts; unknown terms are dropped."""
         import scipy.sparse as sp
 
         rows: list[int] = []
         cols: list[int] = []
+        values: list[int] = []
         for i, tokens in enumerate(queries):
-            for token in tokens:
-                term = self.vocab.get(token)
-                if term is not None:
-                    rows.append(i)
-                    cols.append(term)
-        # A repeated query term counts twice, as in rank_bm25's loop over query tokens.
-        q = sp.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(queries), len(self.vocab))).tocsr()
-        q.sum_duplicates()
-        return q
+            for term, count in self.term_counts(tokens).items():
+                rows.append(i)
+                cols.append(term)
+                values.append(count)
+        return sp.csr_matrix((np.array(values, dtype=np.float64), (rows, cols)), shape=(len(queries), len(self.vocab)))
 
     def get_scores(self, query: Sequence[str]) -> np.ndarray:
         """Every document's score for one query (dense, like rank_bm25's ``get_scores``)."""
@@ -253,10 +199,107 @@ class BM25Index:
         return self.search_many([query], k)[0]
 
     def search_many(self, queries: Sequence[Sequence[str]], k: int = 10) -> list[Hits]:
-        """The top k documents for each tokenized query, batched as sparse products."""
+        """The top k documents for each tokenized query."""
+        if not self._positive:
+            return self._search_sparse(queries, k)
+        scratch = np.zeros(self.n_docs)  # per call, not per index: searches may run in several threads
+        return [self._search_one(self.term_counts(q), k, scratch) for q in queries]
+
+    def _postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
+        a, b = self.matrix.indptr[term], self.matrix.indptr[term + 1]
+        return self.matrix.indices[a:b], self.matrix.data[a:b]
+
+    def _search_one(self, counts: dict[int, int], k: int, acc: np.ndarray) -> Hits:
+        """Exact top k of one query (see the module docstring); leaves ``acc`` all zeros again."""
+        if not counts or k <= 0:
+            return Hits(np.zeros(0, dtype=np.int64), np.zeros(0))
+        indptr, heads = self.matrix.indptr, self.heads
+        bound = {t: float(self.max_weight[t]) * c for t, c in counts.items()}  # most a term adds to any score
+        tail = max(counts, key=lambda t: (indptr[t + 1] - indptr[t], t))
+        head_row = int(heads.row[tail]) if k <= HEAD else -1
+        front = sorted((t for t in counts if t != tail or head_row < 0), key=lambda t: (-bound[t], t))
+        # A lower bound on the k-th best score: k documents weigh at least this in one term alone.
+        theta = max((float(heads.weights[heads.row[t], k - 1]) * c for t, c in counts.items()
+                     if k <= HEAD and heads.row[t] >= 0), default=-np.inf)
+        unseen_max = sum(bound[t] for t in front) + (bound[tail] if head_row >= 0 else 0.0)
+        seen = np.zeros(0, dtype=np.int64)
+        done = 0
+        for term in front:
+            if unseen_max < theta:
+                break  # MaxScore: no document outside ``seen`` can reach the k-th best score any more
+            idx, w = self._postings(term)
+            w = w * counts[term] if counts[term] != 1 else w
+            unseen_max -= bound[term]
+            # A document first met here scores at most w + unseen_max: below theta it can never make the top k
+            # (nor displace a document that does, whatever partial score it may pick up later), so skip it.
+            entry = theta - unseen_max
+            if done == 0:
+                if entry > 0:
+                    keep = w >= entry
+                    idx, w = idx[keep], w[keep]
+                acc[idx] = w
+                seen = np.asarray(idx)
+            else:
+                before = acc[idx]
+                fresh = before == 0
+                if entry > 0:
+                    keep = ~fresh | (w >= entry)
+                    idx, w, before, fresh = idx[keep], w[keep], before[keep], fresh[keep]
+                acc[idx] = before + w
+                seen = np.concatenate([seen, idx[fresh]])
+            done += 1
+            if len(seen) >= k:
+                partial = acc[seen]
+                theta = max(theta, float(np.partition(partial, len(partial) - k)[len(partial) - k]))
+        touched = seen
+        later = front[done:] + ([tail] if head_row >= 0 else [])
+        if later and len(seen):
+            # Partial scores are lower bounds; drop documents that cannot reach theta even with every later term.
+            seen = seen[acc[seen] + sum(bound[t] for t in later) >= theta]
+            for term in later:
+                self._add_to(seen, term, counts[term], acc)
+        alone_docs, alone_w = np.zeros(0, dtype=np.int64), np.zeros(0)
+        if head_row >= 0 and done == len(front) and bound[tail] >= theta:
+            head_docs, head_w = heads.docs[head_row], heads.weights[head_row]
+            alone = acc[head_docs] == 0  # documents whose only query term is the tail
+            alone_docs, alone_w = head_docs[alone][:k], head_w[alone][:k] * counts[tail]
+            if len(alone_docs) < k:
+                acc[touched] = 0
+                return self._search_one_full(counts, k, acc)  # the head ran out: enumerate the tail too
+        scores = acc[seen]
+        acc[touched] = 0
+        return top_k(np.concatenate([seen, alone_docs]), np.concatenate([scores, alone_w]), k)
+
+    def _add_to(self, docs: np.ndarray, term: int, count: int, acc: np.ndarray) -> None:
+        """Add ``term``'s weight to the given (distinct, already positive) documents' partial scores."""
+        idx, w = self._postings(term)
+        if len(docs) * LOOKUP_RATIO < len(idx):
+            pos = np.searchsorted(idx, docs)
+            np.minimum(pos, len(idx) - 1, out=pos)
+            hit = idx[pos] == docs
+            acc[docs[hit]] += w[pos[hit]] * count
+        else:
+            mine = np.zeros(len(acc), dtype=bool) if len(docs) else None
+            if mine is not None:
+                mine[docs] = True
+                hit = mine[idx]
+                acc[idx[hit]] += w[hit] * count
+
+    def _search_one_full(self, counts: dict[int, int], k: int, acc: np.ndarray) -> Hits:
+        seen = np.zeros(0, dtype=np.int64)
+        for term, count in counts.items():
+            idx, w = self._postings(term)
+            before = acc[idx]
+            seen = np.concatenate([seen, idx[before == 0]])
+            acc[idx] = before + (w * count if count != 1 else w)
+        scores = acc[seen]
+        acc[seen] = 0
+        return top_k(seen, scores, k)
+
+    def _search_sparse(self, queries: Sequence[Sequence[str]], k: int) -> list[Hits]:
+        """Batched sparse products: correct for any weights, slower (used when some weight is <= 0)."""
         q = self.query_matrix(queries)
         postings = np.diff(self.matrix.indptr)
-        # Work per query ~ the postings of its terms; cut batches so one product stays small.
         cost = np.asarray(q @ postings.astype(np.float64)).ravel() if q.nnz else np.zeros(len(queries))
         results: list[Hits] = []
         start = 0
@@ -272,18 +315,21 @@ class BM25Index:
             start = stop
         return results
 
+    # ----------------------------------------------------------------------------------- storage
+
     def nbytes(self) -> int:
-        """Bytes held by the weight matrix (the vocabulary dict not counted)."""
-        m = self.matrix
-        return int(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes)
+        """Bytes held by the weight matrix and the heads (the vocabulary dict not counted)."""
+        m, h = self.matrix, self.heads
+        return int(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes + h.row.nbytes + h.docs.nbytes + h.weights.nbytes)
 
     def save(self, directory: str | Path) -> None:
-        """Write the matrix as .npy files plus the vocabulary (term order = row order)."""
+        """Write the matrix and heads as .npy files plus the vocabulary (term order = row order)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        np.save(directory / "data.npy", self.matrix.data)
-        np.save(directory / "indices.npy", self.matrix.indices)
-        np.save(directory / "indptr.npy", self.matrix.indptr)
+        arrays = {"data": self.matrix.data, "indices": self.matrix.indices, "indptr": self.matrix.indptr,
+                  "head_row": self.heads.row, "head_docs": self.heads.docs, "head_weights": self.heads.weights}
+        for name, values in arrays.items():
+            np.save(directory / f"{name}.npy", values)
         terms = sorted(self.vocab, key=self.vocab.__getitem__)
         (directory / "vocab.json").write_text(json.dumps(terms, ensure_ascii=False), encoding="utf-8")
 
@@ -294,153 +340,10 @@ class BM25Index:
 
         directory = Path(directory)
         mode = "r" if mmap else None
-        data = np.load(directory / "data.npy", mmap_mode=mode)
-        indices = np.load(directory / "indices.npy", mmap_mode=mode)
-        indptr = np.load(directory / "indptr.npy", mmap_mode=mode)
+        arrays = {name: np.load(directory / f"{name}.npy", mmap_mode=mode)
+                  for name in ("data", "indices", "indptr", "head_row", "head_docs", "head_weights")}
         terms = json.loads((directory / "vocab.json").read_text(encoding="utf-8"))
-        matrix = sp.csr_matrix((data, indices, indptr), shape=(len(terms), stats["n_docs"]), copy=False)
-        return cls(matrix, {t: i for i, t in enumerate(terms)}, stats)
-
-
-# --------------------------------------------------------------------------- corpus + cache
-
-FIELDS = ("title", "title_text")
-
-
-@dataclass
-class Corpus:
-    """Document ids and titles of an index JSONL (``{"id", "title", "text"}`` per line)."""
-
-    path: Path
-    ids: list[str]
-    titles: list[str]
-    sha256: str
-
-    def texts(self, field: str) -> Iterator[str]:
-        """The indexed text of every document, in order: the title, or title + text."""
-        if field == "title":
-            yield from self.titles
-            return
-        for _, raw in _iter_docs(self.path):
-            yield f"{raw['title']} {raw.get('text') or ''}"
-
-
-def _iter_docs(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if line.strip():
-                yield number, json.loads(line)
-
-
-def file_sha256(path: str | Path) -> str:
-    """Content hash of a file, streamed."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def load_corpus(path: str | Path) -> Corpus:
-    """Read an index JSONL; raises ValueError naming file:line on a bad or duplicate document."""
-    path = Path(path)
-    ids: list[str] = []
-    titles: list[str] = []
-    seen: set[str] = set()
-    for number, raw in _iter_docs(path):
-        if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not isinstance(raw.get("title"), str):
-            raise ValueError(f"{path}:{number}: a document needs string fields 'id' and 'title'")
-        if raw["id"] in seen:
-            raise ValueError(f"{path}:{number}: duplicate document id {raw['id']!r}")
-        seen.add(raw["id"])
-        ids.append(raw["id"])
-        titles.append(raw["title"])
-    if not ids:
-        raise ValueError(f"{path}: no documents")
-    return Corpus(path, ids, titles, file_sha256(path))
-
-
-@dataclass
-class Retriever:
-    """A corpus, its BM25 index and the tokenizer that built it; ``built`` says if this open rebuilt it."""
-
-    corpus: Corpus
-    index: BM25Index
-    tokenizer: Tokenizer
-    field: str = "title"
-    built: bool = False
-    manifest: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def search_many(self, queries: Sequence[str | None], k: int = 10) -> list[Hits]:
-        """Top-k documents for raw query strings (None or empty -> no hits)."""
-        texts = [q or "" for q in queries]
-        tokens = list(self.tokenizer.batch(texts))
-        return self.index.search_many(tokens, k)
-
-    def search(self, query: str, k: int = 10) -> list[tuple[str, str, float]]:
-        """(doc id, title, score) of the top-k documents for one query string."""
-        hits = self.search_many([query], k)[0]
-        return [(self.corpus.ids[i], self.corpus.titles[i], float(s)) for i, s in zip(hits.indices, hits.scores)]
-
-
-def _manifest(corpus: Corpus, tokenizer: Tokenizer, field: str, params: BM25Params) -> dict[str, Any]:
-    return {
-        "format": FORMAT_VERSION,
-        "corpus": str(corpus.path),
-        "corpus_sha256": corpus.sha256,
-        "field": field,
-        "tokenizer": tokenizer.spec(),
-        "params": asdict(params),
-    }
-
-
-def _cache_key_fields(manifest: dict[str, Any]) -> dict[str, Any]:
-    return {k: manifest.get(k) for k in ("format", "corpus_sha256", "field", "tokenizer", "params")}
-
-
-def open_retriever(
-    index_path: str | Path,
-    tokenizer: Tokenizer | str = "kiwi",
-    *,
-    field: str = "title",
-    cache_dir: str | Path | None = ".cache/bm25",
-    params: BM25Params = BM25Params(),
-    rebuild: bool = False,
-) -> Retriever:
-    """Load the cached BM25 index of ``index_path`` or build (and cache) it if corpus/tokenizer changed."""
-    if field not in FIELDS:
-        raise ValueError(f"unknown field {field!r}; expected one of {', '.join(FIELDS)}")
-    tok = make_tokenizer(tokenizer) if isinstance(tokenizer, str) else tokenizer
-    corpus = load_corpus(index_path)
-    wanted = _manifest(corpus, tok, field, params)
-    target = None if cache_dir is None else Path(cache_dir) / f"{Path(index_path).name}.{field}.{tok.name}"
-    if target is not None and not rebuild:
-        manifest_file = target / "manifest.json"
-        if manifest_file.exists():
-            try:
-                found = json.loads(manifest_file.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
-                found = {}
-            if _cache_key_fields(found) == _cache_key_fields(wanted):
-                index = BM25Index.load(target, found["stats"])
-                return Retriever(corpus, index, tok, field, built=False, manifest=found)
-    index = BM25Index.build(tok.batch(corpus.texts(field)), params)
-    if index.n_docs != len(corpus.ids):
-        raise ValueError("tokenizer returned a different number of documents than the corpus holds")
-    manifest = {**wanted, "stats": index.stats}
-    if target is not None:
-        _write_cache(target, index, manifest)
-    return Retriever(corpus, index, tok, field, built=True, manifest=manifest)
-
-
-def _write_cache(target: Path, index: BM25Index, manifest: dict[str, Any]) -> None:
-    # Build beside the target and swap in; the manifest is written last, so a half-written dir never loads.
-    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    index.save(tmp)
-    (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
-    shutil.rmtree(target, ignore_errors=True)
-    try:
-        os.replace(tmp, target)
-    except OSError:  # another process swapped its own build in first; both are equivalent
-        shutil.rmtree(tmp, ignore_errors=True)
+        matrix = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]),
+                               shape=(len(terms), stats["n_docs"]), copy=False)
+        heads = Heads(arrays["head_row"], arrays["head_docs"], arrays["head_weights"])
+        return cls(matrix, {t: i for i, t in enumerate(terms)}, stats, heads)

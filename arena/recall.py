@@ -18,17 +18,16 @@ import asyncio
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from arena.dialogs import Dialog
 
 if TYPE_CHECKING:
-    from arena.bm25 import Retriever
+    from arena.retriever import Retriever
     from backends.base import Backend, Options
 
 DEFAULT_KS = (1, 2, 4, 10)
@@ -110,14 +109,54 @@ def extract_query(tool_calls: Sequence[Mapping[str, Any]], tool_names: set[str])
     return QueryResult(None, "wrong_tool", f"called {called}")
 
 
-def prompt_key(dialog: Dialog) -> str:
-    """Cache key of a query generation: item id + hash of what the model sees (edits regenerate)."""
-    seen = {"system": dialog.system, "tools": dialog.tools, "turns": [t.to_message() for t in dialog.turns]}
-    digest = hashlib.sha256(json.dumps(seen, ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:16]
-    return f"{dialog.id}:{digest}"
+def prompt_hash(dialog: Dialog, options: Mapping[str, Any] | None = None, model: Mapping[str, Any] | None = None) -> str:
+    """Cache key of a query generation: what the model sees (messages, tools), the sampling options and the model."""
+    from arena.replay import build_messages
+
+    seen = {
+        "messages": build_messages(dialog, len(dialog.turns)),
+        "tools": dialog.tools,
+        "options": dict(options or {}),
+        "model": dict(model or {}),
+    }
+    return hashlib.sha256(json.dumps(seen, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+
+
+class QueryCache(Protocol):
+    """Where generated queries are kept between runs (``arena.recall_store.StoreQueryCache`` is the store's)."""
+
+    def lookup(self, item: Dialog) -> QueryResult | None:
+        """The cached result for this item as the model would see it now; None (or an error) = generate."""
+
+    def save(self, item: Dialog, result: QueryResult, tool_calls: list[dict[str, Any]] | None) -> None:
+        """Keep a result, failures included (they are retried, but show what went wrong)."""
+
+
+@dataclass
+class MemoryQueryCache:
+    """A QueryCache in a dict, keyed by item id + prompt hash (for tests and one-off scripts)."""
+
+    options: Mapping[str, Any] = field(default_factory=dict)
+    rows: dict[tuple[str, str], tuple[QueryResult, list[dict[str, Any]] | None]] = field(default_factory=dict)
+
+    def lookup(self, item: Dialog) -> QueryResult | None:
+        found = self.rows.get((item.id, prompt_hash(item, self.options)))
+        return found[0] if found else None
+
+    def save(self, item: Dialog, result: QueryResult, tool_calls: list[dict[str, Any]] | None) -> None:
+        self.rows[(item.id, prompt_hash(item, self.options))] = (result, tool_calls)
 
 
 GenerateFn = Callable[[Dialog], Awaitable[list[dict[str, Any]]]]
+
+
+@dataclass
+class GenerationReport:
+    """How a generate_queries run went: items taken from the cache, generated now, failed now."""
+
+    cached: int = 0
+    generated: int = 0
+    failed: int = 0
 
 
 async def generate_queries(
@@ -125,34 +164,40 @@ async def generate_queries(
     generate: GenerateFn,
     *,
     concurrency: int = 4,
-    cache: MutableMapping[str, dict[str, Any]] | None = None,
-    on_result: Callable[[str, dict[str, Any]], None] | None = None,
+    cache: QueryCache | None = None,
+    report: GenerationReport | None = None,
 ) -> dict[str, QueryResult]:
-    """Model queries for every item, ``concurrency`` at a time; cached results are reused (resumable).
+    """Model queries for every item, ``concurrency`` requests at a time; cached results are reused (resumable).
 
-    ``generate(dialog)`` returns the model's tool calls. A raising ``generate`` gives status ``error``,
-    which is not cached, so a rerun retries it; every other result goes to ``cache`` and ``on_result``.
+    ``generate(dialog)`` returns the model's tool calls. A raising ``generate`` gives status ``error``:
+    saved (so the failure is on record) but never reused, so the next run retries it.
     """
-    cache = {} if cache is None else cache
     results: dict[str, QueryResult] = {}
     semaphore = asyncio.Semaphore(max(1, concurrency))
+    report = report if report is not None else GenerationReport()
 
     async def one(item: Dialog) -> None:
-        key = prompt_key(item)
-        if key in cache:
-            results[item.id] = QueryResult.from_json(cache[key])
+        found = cache.lookup(item) if cache is not None else None
+        if found is not None and found.status != "error":
+            results[item.id] = found
+            report.cached += 1
             return
+        calls: list[dict[str, Any]] | None = None
         async with semaphore:
             try:
                 calls = await generate(item)
             except Exception as exc:  # a failed request is a miss for this run, never fatal for the others
-                results[item.id] = QueryResult(None, "error", f"{type(exc).__name__}: {exc}")
-                return
-        result = extract_query(calls, retrieval_tool_names(item))
+                result = QueryResult(None, "error", f"{type(exc).__name__}: {exc}")
+            else:
+                result = extract_query(calls, retrieval_tool_names(item))
         results[item.id] = result
-        cache[key] = result.to_json()
-        if on_result is not None:
-            on_result(key, result.to_json())
+        if result.status == "error":
+            report.failed += 1
+        else:
+            report.generated += 1
+        if cache is not None:
+            # Off the event loop: a store write may wait for another writer's lock.
+            await asyncio.to_thread(cache.save, item, result, calls)
 
     await asyncio.gather(*(one(item) for item in items))
     return {item.id: results[item.id] for item in items}
@@ -175,30 +220,6 @@ def backend_generate(backend: "Backend", options: "Options | None" = None) -> Ge
         return [{"name": call.name, "arguments": call.arguments} for call in final.tool_calls]
 
     return generate
-
-
-def load_query_cache(path: str | Path) -> dict[str, dict[str, Any]]:
-    """Read a JSONL query cache (``{"key", "result"}`` lines; later lines win)."""
-    path = Path(path)
-    cache: dict[str, dict[str, Any]] = {}
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                cache[row["key"]] = row["result"]
-    return cache
-
-
-def query_cache_appender(path: str | Path) -> Callable[[str, dict[str, Any]], None]:
-    """An ``on_result`` callback that appends each new result to a JSONL cache file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-    def append(key: str, result: dict[str, Any]) -> None:
-        with path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"key": key, "result": result}, ensure_ascii=False) + "\n")
-
-    return append
 
 
 # --------------------------------------------------------------------------- scoring

@@ -119,6 +119,10 @@ def _tool_exchange(call_id: str, query: str, doc: dict[str, Any], answer: str) -
     ]
 
 
+# Where `arena recall` finds the documents when no --index is given: relative to the eval-set file.
+INDEX_HINT = "retrieval/fashion_docs.jsonl"
+
+
 def _item(item_id: str, turns: list[dict[str, Any]], gold: list[str], meta: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": item_id,
@@ -128,7 +132,7 @@ def _item(item_id: str, turns: list[dict[str, Any]], gold: list[str], meta: dict
         "tools": [TEXT_TOOL],
         "turns": turns,
         "gold": gold,
-        "meta": meta,
+        "meta": {**meta, "index": INDEX_HINT},
     }
 
 
@@ -214,7 +218,7 @@ def write_fashion_retrieval(out_dir: str | Path = "eval_sets") -> tuple[Path, Pa
     out = Path(out_dir)
     docs = build_docs()
     items = seed_items() + synthetic_items(docs)
-    index_path = out / "retrieval" / "fashion_docs.jsonl"  # kept out of eval_sets/*.jsonl, which holds dialogs only
+    index_path = out / INDEX_HINT  # kept out of eval_sets/*.jsonl, which holds dialogs only
     set_path = out / f"{EVAL_SET}.jsonl"
     _write_jsonl(index_path, [{"id": d["id"], "title": d["title"], "text": d["text"]} for d in docs])
     _write_jsonl(set_path, items)

@@ -372,8 +372,7 @@ def test_leaderboard_tab_builds_and_computes(with_data: bool, filled, tmp_path: 
     db = filled[0] if with_data else str(tmp_path / "empty.db")
     spec = ModelSpec(name="echo-search", kind="openai", base_url="http://127.0.0.1:9/v1")
     registry = Registry([spec], {"echo-search": echo_search_backend()})
-    recall = leaderboard_tab.RecallConfig(tokenizer="whitespace", index_cache=tmp_path / "bm25",
-                                          query_cache=tmp_path / "queries", n_boot=50)
+    recall = leaderboard_tab.RecallConfig(tokenizer="whitespace", index_cache=tmp_path / "bm25", n_boot=50)
     with Store.open(db) as store:
         services = Services(store=store, registry=registry, dialogs=dialogs)
         with gr.Blocks() as blocks:
@@ -412,12 +411,13 @@ def test_leaderboard_tab_builds_and_computes(with_data: bool, filled, tmp_path: 
         models = _by_id(blocks.blocks.values(), "lb-recall-models")
         run_recall = _handler(blocks, _by_id(blocks.blocks.values(), "lb-recall-run"), "click")
         recall_out = asyncio.run(run_recall.fn(lead, ["echo-search"]))
+        stored = store.get_recall_queries("echo-search", "fashion_retrieval")
     table = next(v for c, v in recall_out.items() if c.elem_id == "lb-recall-table")
     assert models.choices
     assert list(table["system"]) == ["last utterance + BM25", "reference query + BM25", "echo-search + BM25"]
     baseline, echo = table.iloc[0], table.iloc[2]
     assert list(baseline.drop("system")) == list(echo.drop("system"))
-    assert (tmp_path / "queries" / "echo-search.jsonl").exists()
+    assert len(stored) == 35 and {r.status for r in stored.values()} == {"ok"}  # cached in the store
 
 
 @pytest.mark.slow

@@ -7,7 +7,8 @@ import sqlalchemy as sa
 from arena.store import Store, migrate
 from arena.store.models import Base
 
-EXPECTED_TABLES = {"annotators", "models", "rounds", "generations", "ratings", "votes", "round_items", "skips"}
+EXPECTED_TABLES = {"annotators", "models", "rounds", "generations", "ratings", "votes", "round_items", "skips",
+                   "recall_queries"}
 
 EXPECTED_UNIQUE = {
     "annotators": {("name",)},
@@ -18,6 +19,7 @@ EXPECTED_UNIQUE = {
     "votes": {("round_id", "item_key", "annotator_id")},
     "round_items": {("round_id", "item_key")},
     "skips": {("round_id", "item_key", "annotator_id")},
+    "recall_queries": {("model_id", "eval_set", "item_id", "prompt_hash")},
 }
 
 

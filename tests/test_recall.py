@@ -11,10 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from arena.bm25 import BM25Index, KiwiTokenizer, WhitespaceTokenizer, open_retriever, top_k
+from arena.bm25 import BM25Index, top_k
+from arena.retriever import KiwiTokenizer, WhitespaceTokenizer, open_retriever, tokenize_unique
 from arena.dialogs import Dialog, load_dialogs
 from arena.recall import (
+    GenerationReport,
     ItemOutcome,
+    MemoryQueryCache,
     QueryResult,
     SystemResult,
     baseline_query,
@@ -91,6 +94,52 @@ def test_tie_break_is_lower_doc_index_first() -> None:
     assert single == [[0], [0, 2], [0, 2, 4]] and batched == [[0, 2]] * 3
     hits = top_k(np.array([7, 3, 5, 1]), np.array([1.0, 2.0, 1.0, 1.0]), 3)
     assert hits.indices.tolist() == [3, 1, 5]
+
+
+def _zipf_corpus(n_docs: int, vocab: int, seed: int) -> list[list[str]]:
+    """Whitespace-token titles with Zipf word frequencies: rare and very frequent terms side by side."""
+    rng = np.random.default_rng(seed)
+    p = np.arange(1, vocab + 1) ** -1.1
+    p /= p.sum()
+    return [[f"w{i}" for i in rng.choice(vocab, size=rng.integers(1, 6), p=p)] for _ in range(n_docs)]
+
+
+@pytest.mark.parametrize("k", [1, 10, 70])
+def test_fast_search_matches_rank_bm25_on_zipf_titles(k: int) -> None:
+    # Frequent terms take the head path, rare + frequent queries the MaxScore cut, k=70 > HEAD the full one.
+    from rank_bm25 import BM25Okapi
+
+    corpus = _zipf_corpus(4000, 3000, seed=3)
+    reference = BM25Okapi(corpus)
+    ours = BM25Index.build(corpus)
+    assert len(ours.heads.docs) > 20  # many terms are frequent enough to have a head
+    rng = np.random.default_rng(4)
+    queries = [[corpus[rng.integers(len(corpus))][0]] + [f"w{i}" for i in rng.zipf(1.3, size=rng.integers(0, 3)) if i < 3000]
+               for _ in range(600)]
+    for query, got in zip(queries, ours.search_many(queries, k)):
+        expected_scores = reference.get_scores(query)
+        expected = _reference_top(expected_scores, k)
+        assert got.indices.tolist() == expected, query
+        np.testing.assert_allclose(got.scores, expected_scores[expected], rtol=0, atol=1e-9)
+
+
+def test_head_that_runs_out_and_non_positive_weights_stay_exact() -> None:
+    from rank_bm25 import BM25Okapi
+
+    # "a" is in 100 documents; the first 80 also hold "b", so a's head (64 best) has no "a"-only document left.
+    corpus = [["a", "b"] for _ in range(80)] + [["a", "c", "d"] for _ in range(20)] + [["e"] for _ in range(300)]
+    reference, ours = BM25Okapi(corpus), BM25Index.build(corpus)
+    for query in (["b", "a"], ["a"], ["a", "e"], ["c", "a", "b"]):
+        expected = _reference_top(reference.get_scores(query), 10)
+        assert ours.search(query, 10).indices.tolist() == expected, query
+    # Every term in most documents: negative idf floored to a negative epsilon -> the sparse-product fallback.
+    corpus = [["x", "y", "z"] for _ in range(10)] + [["x", "y", "z", "r1"], ["x", "y", "z", "r2"]]
+    reference, ours = BM25Okapi(corpus), BM25Index.build(corpus)
+    assert not ours._positive and reference.average_idf < 0
+    for query in (["r1"], ["x", "r2"], ["x", "y"]):
+        expected_scores = reference.get_scores(query)
+        got = ours.search(query, 10)
+        assert got.indices.tolist() == _reference_top(expected_scores, 10), query
 
 
 def _write_docs(path: Path, titles: list[str]) -> None:
@@ -173,6 +222,7 @@ def test_model_queries_no_query_rate_cache_and_resume(tmp_path: Path, kiwi: Kiwi
     items = retrieval_items(load_dialogs([SHIPPED_SET]))[:6]
     calls: list[str] = []
     running = {"now": 0, "max": 0}
+    down = {"server": True}
 
     async def generate(dialog: Dialog) -> list[dict]:
         calls.append(dialog.id)
@@ -185,20 +235,29 @@ def test_model_queries_no_query_rate_cache_and_resume(tmp_path: Path, kiwi: Kiwi
             return []  # no call
         if n == 1:
             return [{"name": TOOL_NAME, "arguments": "{broken"}]
-        if n == 2:
+        if n == 2 and down["server"]:
             raise ConnectionError("server down")
         return [{"name": TOOL_NAME, "arguments": json.dumps({"text_query": dialog.meta["reference_query"]})}]
 
-    cache: dict = {}
-    written: list[str] = []
-    queries = asyncio.run(generate_queries(items, generate, concurrency=2, cache=cache, on_result=lambda k, r: written.append(k)))
+    cache = MemoryQueryCache()
+    report = GenerationReport()
+    queries = asyncio.run(generate_queries(items, generate, concurrency=2, cache=cache, report=report))
     assert running["max"] == 2
     assert [queries[i.id].status for i in items] == ["no_call", "malformed", "error", "ok", "ok", "ok"]
-    assert len(cache) == len(written) == 5  # errors are not cached
+    assert (report.cached, report.generated, report.failed) == (0, 5, 1)
+    assert len(cache.rows) == 6  # the failure is kept too, with its reason
+    assert "server down" in cache.lookup(items[2]).detail
 
     calls.clear()
     again = asyncio.run(generate_queries(items, generate, concurrency=2, cache=cache))
-    assert calls == [items[2].id] and again[items[3].id] == queries[items[3].id]
+    assert calls == [items[2].id] and again[items[3].id] == queries[items[3].id]  # only the failure is retried
+    down["server"] = False
+    calls.clear()
+    healed = asyncio.run(generate_queries(items, generate, cache=cache))
+    assert calls == [items[2].id] and healed[items[2].id].status == "ok"
+    calls.clear()
+    asyncio.run(generate_queries(items, generate, cache=MemoryQueryCache(options={"max_tokens": 9}, rows=cache.rows)))
+    assert len(calls) == 6  # other sampling options: another prompt hash, nothing reused
 
     retriever = open_retriever(SHIPPED_INDEX, kiwi, cache_dir=tmp_path)
     result = score_system("model", items, queries, retriever)
@@ -234,10 +293,35 @@ def test_cli_prints_recall_table(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert first["system"] == "last utterance + BM25" and first["n"] == 35
     assert set(first["metrics"]) == {"R@1", "R@10", "recall@1", "recall@10", "MRR@10"}
 
-    # An unknown model (or a missing registry) is a clear usage error, before any index work.
+    # An unknown model is a clear usage error, before any index work.
     assert _run_cli([*base, "--models", "no-such-model"]) == 2
-    err = capsys.readouterr().err
-    assert "no-such-model" in err or "registry" in err
+    assert "no-such-model" in capsys.readouterr().err
+
+    # No --index: the shipped items' "meta.index" hint names the documents; --items is --set; no baseline row.
+    hinted = ["--items", str(SHIPPED_SET), "--cache-dir", str(tmp_path / "bm25"), "--baseline", "none"]
+    assert _run_cli([*hinted, "--format", "json", "--bootstrap", "0"]) == 0
+    captured = capsys.readouterr()
+    assert str(SHIPPED_INDEX) in captured.err
+    assert [s["system"] for s in json.loads(captured.out)["systems"]] == ["reference query + BM25"]
+    lone = tmp_path / "lone.jsonl"
+    lone.write_text(SHIPPED_SET.read_text(encoding="utf-8").splitlines()[0].replace('"index"', '"not_index"') + "\n",
+                    encoding="utf-8")
+    assert _run_cli(["--set", str(lone), "--cache-dir", str(tmp_path / "bm25")]) == 2
+    assert "--index" in capsys.readouterr().err
+
+
+def test_tokenize_unique_tokenizes_each_text_once() -> None:
+    seen: list[str] = []
+
+    class Counting(WhitespaceTokenizer):
+        def batch(self, texts):  # type: ignore[override]
+            texts = list(texts)
+            seen.extend(texts)
+            return super().batch(texts)
+
+    out = tokenize_unique(Counting(), ["롱 코트", "짚업", "롱 코트"])
+    assert out == [["롱", "코트"], ["짚업"], ["롱", "코트"]] and out[0] is out[2]
+    assert seen == ["롱 코트", "짚업"]
 
 
 def test_shipped_set_matches_generator_and_validates(tmp_path: Path) -> None:

@@ -234,3 +234,32 @@ class Skip(Base):
     annotator_id: Mapped[int] = mapped_column(sa.ForeignKey("annotators.id"), index=True)
     reason: Mapped[str] = mapped_column(sa.Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+RECALL_STATUSES = ("ok", "no_call", "wrong_tool", "malformed", "error")
+
+
+class RecallQuery(Base):
+    """A model's search query for one retrieval item (``arena recall``), cached so a rerun resumes.
+
+    ``prompt_hash`` covers what the model saw and the sampling options: an edited dialog or changed
+    options is a new row. ``status`` other than ``ok`` means no query (``error``: the request failed,
+    and is retried on the next run); ``error`` says why.
+    """
+
+    __tablename__ = "recall_queries"
+    __table_args__ = (
+        sa.UniqueConstraint("model_id", "eval_set", "item_id", "prompt_hash", name="uq_recall_queries_key"),
+        sa.CheckConstraint(_in("status", RECALL_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(sa.ForeignKey("models.id"))
+    eval_set: Mapped[str] = mapped_column(sa.String(200))
+    item_id: Mapped[str] = mapped_column(sa.String(300))
+    prompt_hash: Mapped[str] = mapped_column(sa.String(64))
+    query: Mapped[str | None] = mapped_column(sa.Text)
+    status: Mapped[str] = mapped_column(sa.String(20))
+    tool_calls: Mapped[list[Any] | None]
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -24,9 +24,10 @@ from arena.ui.services import Services
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-    from arena.bm25 import Retriever
+    from arena.retriever import Retriever
     from arena.dialogs import Dialog
     from arena.recall import SystemResult
+    from arena.store import Store
     from backends.registry import Registry
 
 DEFAULT_METRIC = "similarity"
@@ -60,15 +61,15 @@ def metric_figure(metrics: pd.DataFrame | None, metric: str | None) -> "go.Figur
 
 @dataclass(frozen=True)
 class RecallConfig:
-    """The shipped retrieval set and where its BM25 index and model queries are cached (shared with `arena recall`)."""
+    """The shipped retrieval set and where its BM25 index is cached (model queries live in the store)."""
 
     items_path: Path = PROJECT_ROOT / "eval_sets" / "fashion_retrieval.jsonl"
     docs_path: Path = PROJECT_ROOT / "eval_sets" / "retrieval" / "fashion_docs.jsonl"
     tokenizer: str = "kiwi"
     index_cache: Path | None = PROJECT_ROOT / ".cache" / "bm25"
-    query_cache: Path | None = PROJECT_ROOT / ".cache" / "recall_queries"
     n_boot: int = 1000
     seed: int = 0
+    concurrency: int = 2
 
 
 class RecallRunner:
@@ -81,9 +82,9 @@ class RecallRunner:
 
     def load(self) -> tuple[list["Dialog"], "Retriever"]:
         """The retrieval items and the BM25 retriever (built or read from the index cache on first use)."""
-        from arena.bm25 import open_retriever
         from arena.dialogs import load_dialogs
         from arena.recall import retrieval_items
+        from arena.retriever import open_retriever
 
         with self._lock:
             if self._loaded is None:
@@ -93,11 +94,15 @@ class RecallRunner:
                 self._loaded = (items, retriever)
             return self._loaded
 
-    async def systems(self, registry: "Registry", models: list[str]) -> list["SystemResult"]:
-        """Scored query sources: baseline, reference query, then each chosen model's tool-call queries."""
-        from arena.recall import (BASELINE, MRR_DEPTH, REFERENCE, QueryResult, backend_generate, baseline_query,
-                                  generate_queries, load_query_cache, query_cache_appender, reference_query,
+    async def systems(self, registry: "Registry", models: list[str], store: "Store") -> list["SystemResult"]:
+        """Scored query sources: baseline, reference query, then each chosen model's tool-call queries.
+
+        Model queries come from the store's ``recall_queries`` (the same rows `arena recall --db` uses);
+        only missing or failed items are generated.
+        """
+        from arena.recall import (BASELINE, MRR_DEPTH, REFERENCE, QueryResult, baseline_query, reference_query,
                                   score_system)
+        from arena.recall_store import model_queries
 
         items, retriever = await asyncio.to_thread(self.load)
         baseline = {i.id: baseline_query(i) for i in items}
@@ -106,20 +111,9 @@ class RecallRunner:
         if any(r.status == "ok" for r in references.values()):
             out.append(score_system(f"{REFERENCE} + BM25", items, references, retriever, MRR_DEPTH))
         for name in models:
-            cache: dict[str, Any] = {}
-            on_result = None
-            if self.config.query_cache is not None:
-                path = self.config.query_cache / f"{_safe(name)}.jsonl"
-                cache, on_result = load_query_cache(path), query_cache_appender(path)
-            queries = await generate_queries(items, backend_generate(registry[name]), concurrency=2, cache=cache,
-                                             on_result=on_result)
+            queries = await model_queries(store, registry, name, items, concurrency=self.config.concurrency)
             out.append(score_system(f"{name} + BM25", items, queries, retriever, MRR_DEPTH))
         return out
-
-
-def _safe(name: str) -> str:
-    # Same file names as `arena recall --query-cache`, so the two share cached model queries.
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def recall_table(systems: list["SystemResult"], *, n_boot: int, seed: int) -> pd.DataFrame:
@@ -252,7 +246,8 @@ def _build_recall(services: Services, lang: str, runner: RecallRunner) -> None:
         missing = next((p for p in (c.items_path, c.docs_path) if not p.is_file()), None)
         if missing is not None:
             return {note: t(lang, "lb_recall_missing", path=missing)}
-        systems = await runner.systems(services.registry, [m for m in chosen or [] if m in services.registry])
+        systems = await runner.systems(services.registry, [m for m in chosen or [] if m in services.registry],
+                                       services.store)
         items, retriever = runner.load()
         return {note: t(lang, "lb_recall_done", n=len(items), docs=len(retriever.corpus.ids)),
                 table: recall_table(systems, n_boot=c.n_boot, seed=c.seed),
