@@ -1,8 +1,12 @@
 """Trained LoRA adapters entering the running arena: ``<base>:<adapter>`` models added without a restart.
 
 Used by the researcher-only Adapters tab and by ``POST /api/adapters`` (what ``arena adapters add``
-calls). The new model is a LocalBackend over the base's already-loaded weights (``Registry.add``), with
-the base's chat template and options, so it answers exactly like the base plus the adapter.
+calls). Over a local base the new model is a LocalBackend over the base's already-loaded weights
+(``Registry.add``), with the base's chat template and options, so it answers exactly like the base plus
+the adapter. Over a vLLM base (kind vllm) the adapter is loaded into that server at run time
+(``Registry.add_vllm_adapter``, ``POST /v1/load_lora_adapter``) with the directory's absolute path as
+``lora_path``: vLLM reads it itself, so the directory must exist at that path on the vLLM host (the same
+machine, or a shared filesystem mounted at the same place). vLLM's refusals are passed on verbatim.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the endpoint's annotations at run time,
@@ -15,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from backends.registry import ModelSpec, Registry, RegistryError
+from backends.vllm import VLLMError
 
 
 class AdapterError(ValueError):
@@ -31,8 +36,8 @@ def model_name(base: str, adapter: str) -> str:
 
 
 def base_choices(registry: Registry) -> list[str]:
-    """Models an adapter can be put over: local ones without an adapter of their own."""
-    return [n for n, s in registry.specs.items() if s.kind == "local" and not s.adapter]
+    """Models an adapter can be put over: local and vLLM ones without an adapter of their own."""
+    return [n for n, s in registry.specs.items() if s.kind in ("local", "vllm") and not s.adapter]
 
 
 def base_for(registry: Registry, base_model_path: str | None) -> str | None:
@@ -41,7 +46,7 @@ def base_for(registry: Registry, base_model_path: str | None) -> str | None:
         return None
     wanted = Path(base_model_path).resolve()
     for name in base_choices(registry):
-        base = getattr(registry[name], "base", None)
+        base = getattr(registry[name], "base", None)  # local models only: a vLLM server's weights are its own
         if base is not None and Path(base.path).resolve() == wanted:
             return name
     return None
@@ -53,19 +58,27 @@ def models_using(registry: Registry, adapter_dir: str | Path) -> list[str]:
     return [n for n, s in registry.specs.items() if s.adapter and Path(s.adapter).resolve() == wanted]
 
 
-def adapter_spec(registry: Registry, base: str, adapter_dir: str | Path, name: str | None = None) -> ModelSpec:
-    """The ModelSpec for ``adapter_dir`` over the arena model ``base`` (checked, not yet registered)."""
+def _checked(registry: Registry, base: str, adapter_dir: str | Path, name: str | None) -> tuple[Path, ModelSpec, str]:
+    """(resolved adapter dir, base spec, new model name) once the request makes sense; AdapterError if not."""
     adapter_dir = Path(adapter_dir).resolve()
     if not (adapter_dir / "adapter_config.json").is_file():
         raise AdapterError(f"{adapter_dir}: not an adapter directory (adapter_config.json missing)")
     spec = registry.specs.get(base)
     if spec is None:
         raise AdapterError(f"no model {base!r} in this arena; bases: {', '.join(base_choices(registry)) or 'none'}", 404)
-    if spec.kind != "local" or spec.adapter:
-        raise AdapterError(f"{base!r} cannot take a runtime adapter here (needs a local model without an adapter)")
+    if base not in base_choices(registry):
+        raise AdapterError(f"{base!r} cannot take a runtime adapter here (needs a local or vllm model without an adapter)")
     full = model_name(base, name or adapter_dir.name)
     if full in registry:
         raise AdapterError(f"model {full!r} is already in the arena", 409)
+    return adapter_dir, spec, full
+
+
+def adapter_spec(registry: Registry, base: str, adapter_dir: str | Path, name: str | None = None) -> ModelSpec:
+    """The ModelSpec for ``adapter_dir`` over the local arena model ``base`` (checked, not yet registered)."""
+    adapter_dir, spec, full = _checked(registry, base, adapter_dir, name)
+    if spec.kind != "local":
+        raise AdapterError(f"{base!r} is a {spec.kind} model: its adapters load into its server (add_adapter)")
     backend = registry[base]
     # The backend holds the resolved base path and template (the spec keeps them as written in the YAML).
     return spec.model_copy(update={
@@ -79,6 +92,8 @@ def adapter_spec(registry: Registry, base: str, adapter_dir: str | Path, name: s
 
 async def add_adapter(registry: Registry, base: str, adapter_dir: str | Path, name: str | None = None) -> str:
     """Register and load ``<base>:<name>``; a failed load takes it out again. Returns the model name."""
+    if registry.specs.get(base) is not None and registry.specs[base].kind == "vllm":
+        return await _add_to_vllm(registry, base, adapter_dir, name)
     spec = adapter_spec(registry, base, adapter_dir, name)
     try:
         backend = registry.add(spec)
@@ -92,6 +107,24 @@ async def add_adapter(registry: Registry, base: str, adapter_dir: str | Path, na
     return spec.name
 
 
+async def _add_to_vllm(registry: Registry, base: str, adapter_dir: str | Path, name: str | None) -> str:
+    """Load the adapter into ``base``'s vLLM server (``lora_path`` = the local absolute path) and register it."""
+    adapter_dir, _, full = _checked(registry, base, adapter_dir, name)
+    try:
+        await registry.add_vllm_adapter(base, name or adapter_dir.name, adapter_dir)
+    except RegistryError as exc:
+        raise AdapterError(str(exc), 409) from None
+    except VLLMError as exc:
+        hint = ""
+        if exc.status == 404 and exc.message == "Not Found":
+            # No such route: the server runs without runtime LoRA loading.
+            hint = " (start it with --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True)"
+        # An unreachable server is a gateway failure; anything vLLM answered is about this adapter.
+        raise AdapterError(f"vLLM server of {base!r} did not load {adapter_dir}: {exc}{hint}",
+                           502 if exc.status is None else 400) from None
+    return full
+
+
 def is_researcher(store: Any, username: str | None) -> bool:
     """Whether ``username`` is a researcher account."""
     annotator = store.get_annotator(username) if username else None
@@ -101,7 +134,7 @@ def is_researcher(store: Any, username: str | None) -> bool:
 class AddAdapterRequest(BaseModel):
     """Body of ``POST /api/adapters``."""
 
-    path: str = Field(description="adapter directory on the arena's machine")
+    path: str = Field(description="adapter directory on the arena's machine (a vLLM base's server reads the same path)")
     base: str = Field(description="arena model the adapter goes over, e.g. llama-tiny")
     name: str | None = Field(None, description="adapter name (default: the directory name)")
 

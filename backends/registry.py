@@ -206,7 +206,7 @@ class Registry:
         if spec.name in self._backends:
             raise RegistryError(f"model name {spec.name!r} is already in use")
         if spec.kind != "local":
-            raise RegistryError("only kind local models can be added at run time")
+            raise RegistryError("only kind local models can be added with add(); vLLM adapters: add_vllm_adapter()")
         from backends.local import LocalBackend, LocalModel
 
         path = Path(spec.path).resolve()
@@ -224,6 +224,50 @@ class Registry:
         """Forget a model added at run time (an adapter it loaded stays on the shared base, unused)."""
         self.specs.pop(name, None)
         self._backends.pop(name, None)
+
+    async def add_vllm_adapter(self, base: str, adapter: str, path: str | Path) -> Backend:
+        """Load a LoRA into the vLLM server of model ``base`` and register it as ``<base>:<adapter>``.
+
+        ``path`` is read by the vLLM server, so it is a path on that host. Raises RegistryError for a
+        name in use or a base that is not a vLLM model, VLLMError with the server's refusal verbatim.
+        """
+        from backends.vllm import VLLMBackend
+
+        name = f"{base}:{adapter}"
+        if name in self._backends:
+            raise RegistryError(f"model name {name!r} is already in use")
+        backend, spec = self[base], self.specs[base]
+        if not isinstance(backend, VLLMBackend) or spec.adapter:
+            raise RegistryError(f"{base!r} cannot take a runtime LoRA (needs a kind vllm model without an adapter)")
+        added = await backend.load_adapter(adapter, path)
+        # served_model_name is what requests send; the adapter entry keeps the base's options and timeouts.
+        self.specs[name] = spec.model_copy(update={
+            "name": name, "served_model_name": adapter, "adapter": str(path), "launch": None,
+            "description": f"LoRA adapter {adapter} over {base}",
+        })
+        self._backends[name] = added
+        return added
+
+    async def remove_vllm_adapter(self, name: str) -> str:
+        """Unload ``<base>:<adapter>`` from its vLLM server and forget it; the server's reply.
+
+        Raises VLLMError (and keeps the model) when the server refuses or cannot be reached; an adapter
+        the server no longer lists (404) is forgotten all the same.
+        """
+        from backends.vllm import VLLMBackend, VLLMError
+
+        backend = self[name]
+        if not isinstance(backend, VLLMBackend) or not self.specs[name].adapter:
+            raise RegistryError(f"{name!r} is not a vLLM adapter model")
+        try:
+            reply = await backend.unload_adapter(backend.model)
+        except VLLMError as exc:
+            if exc.status != 404:
+                raise
+            reply = exc.message
+        self.remove(name)
+        await backend.aclose()
+        return reply
 
     async def health(self, names: list[str] | None = None, timeout: float = 30.0) -> dict[str, Health]:
         """Health of each model, checked concurrently; a check that hangs counts as unhealthy."""
