@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from arena.store import Store  # noqa: E402
-from tests.browser import CHROMIUM_ARGS, chromium_path, serve  # noqa: E402
+from tests.browser import CHROMIUM_ARGS, chromium_path, login, serve  # noqa: E402
 from training.tiny import ensure_tiny_models  # noqa: E402
 
 SIDES = 4
@@ -70,10 +70,7 @@ def run(turns: int, profile: str, max_tokens: int) -> list[dict]:
             browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1600, "height": 1200})
             page.add_init_script(RECORD)
-            page.goto(url)
-            page.fill("input[type=text]", "bench")
-            page.fill("input[type=password]", "bench-pw")
-            page.keyboard.press("Enter")
+            login(page, url, "bench", "bench-pw")
             page.wait_for_selector("#replay-models")
             for i in range(2, SIDES):  # tick the third and fourth model
                 page.locator("#replay-models label").nth(i).click()

@@ -27,6 +27,14 @@ def chromium_path() -> str:
     return path
 
 
+def login(page, url: str, user: str, password: str) -> None:
+    """Open the arena and log in through Gradio's login form."""
+    page.goto(url)
+    page.fill("input[type=text]", user)
+    page.fill("input[type=password]", password)
+    page.keyboard.press("Enter")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

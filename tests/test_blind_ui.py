@@ -22,7 +22,7 @@ import pytest
 from arena import export, pregen, rounds
 from arena.store import Store
 from arena.ui import render
-from tests.browser import CHROMIUM_ARGS, ROOT, chromium_path, serve, write_models_yaml
+from tests.browser import CHROMIUM_ARGS, ROOT, chromium_path, login, serve, write_models_yaml
 from tests.rounds_helpers import make_round, registry_of, shipped_dialogs, tiny_models_yaml
 
 pytestmark = pytest.mark.slow
@@ -253,10 +253,7 @@ def test_one_blind_vote_in_the_browser(blind_server):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1600})
-        page.goto(url)
-        page.fill("input[type=text]", "lee")
-        page.fill("input[type=password]", "pw-1234")
-        page.keyboard.press("Enter")
+        login(page, url, "lee", "pw-1234")
         page.get_by_role("tab", name="블라인드 A/B 평가").click()
         expect(page.locator("#blind-progress")).to_contain_text("남은 항목", timeout=60_000)
         expect(page.locator("#blind-header-0")).to_have_text("A")

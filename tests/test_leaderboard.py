@@ -424,7 +424,7 @@ def test_leaderboard_tab_builds_and_computes(with_data: bool, filled, tmp_path: 
 def test_leaderboard_tab_in_the_browser(tiny_models, tmp_path: Path, dialogs: list[Dialog]) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    from tests.browser import CHROMIUM_ARGS, ROOT, chromium_path, serve, write_models_yaml
+    from tests.browser import CHROMIUM_ARGS, ROOT, chromium_path, login, serve, write_models_yaml
 
     db = str(tmp_path / "ratings.db")
     with Store.open(db) as store:
@@ -435,10 +435,7 @@ def test_leaderboard_tab_in_the_browser(tiny_models, tmp_path: Path, dialogs: li
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1800})
-            page.goto(url)
-            page.fill("input[type=text]", "lead")
-            page.fill("input[type=password]", "pw-1234")
-            page.keyboard.press("Enter")
+            login(page, url, "lead", "pw-1234")
             page.get_by_role("tab", name="리더보드").click()
             expect(page.locator("#lb-pairwise")).to_contain_text("ko-strong", timeout=120_000)
             # Generous timeouts: the two shared cores may be busy with other test runs.

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from arena.store import Store
-from tests.browser import CHROMIUM_ARGS, chromium_path, serve, write_models_yaml
+from tests.browser import CHROMIUM_ARGS, chromium_path, login, serve, write_models_yaml
 
 pytestmark = pytest.mark.slow
 
@@ -22,13 +22,6 @@ def random_llama_lora(base_dir, out_dir) -> None:
     model = AutoModelForCausalLM.from_pretrained(base_dir)
     config = LoraConfig(r=4, lora_alpha=32, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     get_peft_model(model, config).save_pretrained(out_dir)
-
-
-def login(page, url: str, user: str, password: str) -> None:
-    page.goto(url)
-    page.fill("input[type=text]", user)
-    page.fill("input[type=password]", password)
-    page.keyboard.press("Enter")
 
 
 def test_researcher_loads_an_adapter_from_the_tab_and_live_offers_it(tiny_models, tmp_path):

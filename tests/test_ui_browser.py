@@ -11,7 +11,7 @@ import json
 import pytest
 
 from arena.store import Store
-from tests.browser import CHROMIUM_ARGS, ROOT, chromium_path, serve, write_models_yaml
+from tests.browser import CHROMIUM_ARGS, ROOT, chromium_path, login, serve, write_models_yaml
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = ROOT / "test-artifacts"
@@ -50,10 +50,7 @@ def test_rate_a_replayed_turn_in_the_browser(arena_url):
         browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1600})
         page.add_init_script(WATCH_STREAMING)
-        page.goto(url)
-        page.fill("input[type=text]", "지혜")
-        page.fill("input[type=password]", "pw-1234")
-        page.keyboard.press("Enter")
+        login(page, url, "지혜", "pw-1234")
 
         # The first unrated turn of the fashion set opens by itself and both models stream.
         expect(page.locator("#replay-progress")).to_contain_text("selectstar_fashion", timeout=60_000)
