@@ -178,10 +178,17 @@ def _problems_from_validation(file: str, line: int, exc: ValidationError) -> lis
     return problems
 
 
-def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Yield (1-based line number, text) for each non-blank line of a JSONL file."""
-    with path.open(encoding="utf-8") as fh:
-        for number, text in enumerate(fh, start=1):
+def iter_lines(path: Path) -> Iterator[tuple[int, str | Problem]]:
+    """Yield (1-based line number, text) for each non-blank line of a JSONL file; a line that is not
+    UTF-8 comes as a Problem, so one bad byte costs its line and is reported where it is."""
+    with path.open("rb") as fh:
+        for number, data in enumerate(fh, start=1):
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield number, Problem(str(path), number, "(line)", f"not UTF-8: byte 0x{data[exc.start]:02x} at column"
+                                      f" {exc.start + 1}; save the file as UTF-8")
+                continue
             if text.strip():
                 yield number, text
 
@@ -193,9 +200,12 @@ def parse_file(path: str | Path) -> tuple[list[tuple[int, Dialog]], list[Problem
     problems: list[Problem] = []
     try:
         lines = list(iter_lines(path))
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         return [], [Problem(str(path), 0, "(file)", f"cannot read: {exc}")]
     for number, text in lines:
+        if isinstance(text, Problem):
+            problems.append(text)
+            continue
         try:
             # Without its line end, so that an error at the end of the line reports that line's column.
             raw = json.loads(text.rstrip("\r\n"))

@@ -11,7 +11,9 @@ import datetime as dt
 import io
 import json
 import math
+import os
 import re
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
@@ -126,9 +128,20 @@ def export_round(store: "Store", round_: int | str, fmt: str, path: str | Path) 
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, not {fmt!r}")
     rows = round_rows(store, round_)
-    # newline="": the csv module writes its own line endings (and keeps newlines inside answers intact).
-    with open(path, "w", encoding="utf-8-sig" if fmt == "csv" else "utf-8", newline="") as out:
-        return write_csv(rows, out) if fmt == "csv" else write_jsonl(rows, out)
+    path = Path(path)
+    # Written beside the target and renamed over it once complete: a failed write (disk full, a file
+    # size limit) leaves no half file behind and an earlier export at ``path`` as it was.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        # newline="": the csv module writes its own line endings (and keeps newlines inside answers intact).
+        with open(fd, "w", encoding="utf-8-sig" if fmt == "csv" else "utf-8", newline="") as out:
+            n = write_csv(rows, out) if fmt == "csv" else write_jsonl(rows, out)
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; an export is an ordinary file
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return n
 
 
 def export_text(store: "Store", round_: int | str, fmt: str) -> str:

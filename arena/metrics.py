@@ -7,6 +7,7 @@ diff works on morphemes (Kiwi) when available and on whitespace words otherwise,
 from __future__ import annotations
 
 import difflib
+import functools
 import html
 import json
 import re
@@ -37,10 +38,17 @@ class MorphemeSplitter:
         from kiwipiepy import Kiwi  # heavy: loaded once per app, not at import
 
         self._kiwi = Kiwi()
+        # The same texts come back all the time: a GT turn, its references and the earlier turns are split
+        # for every annotator's answer to that turn, and one answer is split for its diff, its similarity
+        # and its repetition check. Kiwi was the largest single cost of a replay turn under load.
+        self._cached = functools.lru_cache(maxsize=2048)(self._segments)  # a few MB: texts are short
 
     def __call__(self, text: str) -> list[str]:
+        return list(self._cached(text))
+
+    def _segments(self, text: str) -> tuple[str, ...]:
         if not text:
-            return []
+            return ()
         cuts = {0, len(text)}
         for token in self._kiwi.tokenize(text):
             cuts.add(token.start)
@@ -50,7 +58,7 @@ class MorphemeSplitter:
             cuts.add(match.start())
             cuts.add(match.end())
         points = sorted(c for c in cuts if 0 <= c <= len(text))
-        return [text[a:b] for a, b in zip(points, points[1:]) if b > a]
+        return tuple(text[a:b] for a, b in zip(points, points[1:]) if b > a)
 
 
 def default_splitter() -> Splitter:

@@ -13,6 +13,7 @@ from arena.dialogs import load_dialogs, eval_set_files
 log = logging.getLogger(__name__)
 
 DEMO_USER = "demo"
+MAX_REQUEST_BYTES = 1 << 20
 
 
 @dataclass
@@ -52,22 +53,56 @@ def build_services(config: ServeConfig):
 
 def create_app(services):
     """A FastAPI app with the Korean UI at / and the English UI at /en/."""
+    import asyncio
+
     import gradio as gr
     from fastapi import FastAPI
 
     from arena.ui.app import CSS, SHORTCUTS_JS, build_app
 
-    app = FastAPI(title="arena")
+    try:
+        # Annotators send scores, comments and chat messages, never files: a request body over 1 MiB is
+        # refused (413) before it is read into memory or stored as a "comment".
+        app = FastAPI(title="arena", max_body_size=MAX_REQUEST_BYTES)
+    except TypeError:  # FastAPI before request body limits (0.16x): unlimited, as before
+        app = FastAPI(title="arena")
     # POST /api/adapters (`arena adapters add`); registered before the UI mounts at "/" so it is matched first.
     from arena.adapters import mount_api
 
     mount_api(app, services)
-    auth = services.store.verify_password
+    store = services.store
+
+    async def auth(name: str, password: str) -> bool:
+        # Gradio calls a plain function on its event loop: one scrypt check (~60-90 ms) would stall every
+        # open page, and a burst of logins (or a password guesser) would stall them for seconds.
+        return await asyncio.to_thread(store.verify_password, name, password)
+
     for lang, path in (("en", "/en"), ("ko", "")):
         blocks = build_app(services, lang=lang).queue(default_concurrency_limit=None)
+        hide_api_description(blocks)
+        skip_queue_analytics(blocks)
         app = gr.mount_gradio_app(app, blocks, path=path or "/", auth=auth, css=CSS, head=SHORTCUTS_JS, ssr_mode=False,
                                   footer_links=[])
     return app
+
+
+def hide_api_description(blocks) -> None:
+    """Leave every event out of Gradio's API description; the page still calls each one by its index."""
+    # Gradio 6 embeds that description, with the choices of every dropdown (model names, eval sets, the
+    # adapters folder), in the login page it serves to anyone, also for `/?all_endpoints=true`; the
+    # arena offers no API docs anyway (footer_links=[] hides their link).
+    for fn in blocks.fns.values():
+        fn.api_visibility = "private"
+
+
+def skip_queue_analytics(blocks) -> None:
+    """Stop Gradio from summarising its event log after every event (it feeds a dashboard the arena keeps off)."""
+    # That summary is a pandas DataFrame over the last 10,000 events, rebuilt on every event: 8-14 ms of
+    # CPU each time, a third of what a blind vote costs the server under load. Gradio reads the same
+    # setting from GRADIO_ANALYTICS_CACHE_FREQUENCY, but only when a queue is created.
+    queue = blocks._queue
+    if hasattr(queue, "ANAYLTICS_CACHE_FREQUENCY"):  # (sic) the attribute's name in Gradio 6
+        queue.ANAYLTICS_CACHE_FREQUENCY = 10**9
 
 
 def preload(registry) -> None:

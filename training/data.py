@@ -17,8 +17,10 @@ the 도배 DACON CSV; seed 004: the AIHub emotional dialogs; and the arena's own
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
+import io
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -63,27 +65,57 @@ class Raw:
 # ------------------------------------------------------------------------------------------- readers
 
 
+def _not_utf8(path: Path, line_bytes: bytes, column: int, line: int, field: str) -> Problem:
+    """A Problem for the byte at ``column`` (0-based) of a line that is not UTF-8."""
+    return Problem(str(path), line, field, f"not UTF-8: byte 0x{line_bytes[column]:02x} at column {column + 1};"
+                   " save the file as UTF-8")
+
+
+def _decode(path: Path, data: bytes) -> str | Problem:
+    """The file's text (a UTF-8 BOM dropped), or a Problem on the line of the first byte that is not UTF-8."""
+    data = data.removeprefix(codecs.BOM_UTF8)  # by hand: utf-8-sig reports error positions off by the BOM
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        return _not_utf8(path, data[line_start:], exc.start - line_start, data.count(b"\n", 0, line_start) + 1, "(file)")
+
+
 def read_jsonl(path: Path) -> Iterator[Raw | Problem]:
-    """Each non-blank line as a JSON value."""
-    with path.open(encoding="utf-8-sig") as fh:
-        for number, text in enumerate(fh, start=1):
+    """Each non-blank line as a JSON value; a line that is not UTF-8 or not JSON is a Problem of its own."""
+    # Bytes, decoded line by line: one bad byte (a file saved as CP949, say) costs its line, not the file.
+    with path.open("rb") as fh:
+        for number, data in enumerate(fh, start=1):
+            data = data.removeprefix(codecs.BOM_UTF8) if number == 1 else data
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield _not_utf8(path, data, exc.start, number, "(line)")
+                continue
             if not text.strip():
                 continue
             try:
                 yield Raw(number, json.loads(text))
             except json.JSONDecodeError as exc:
                 yield Problem(str(path), number, "(line)", f"not JSON: {exc.msg} at column {exc.colno}")
+            except RecursionError:
+                yield Problem(str(path), number, "(line)", "JSON nested too deeply")
 
 
 def read_json(path: Path) -> Iterator[Raw | Problem]:
     """A JSON document: array elements with the line each starts on, or the document itself."""
-    text = path.read_text(encoding="utf-8-sig")
+    text = _decode(path, path.read_bytes())
+    if isinstance(text, Problem):
+        yield text
+        return
     start = len(text) - len(text.lstrip())
     if not text.startswith("[", start):
         try:
             yield Raw(text.count("\n", 0, start) + 1, json.loads(text))
         except json.JSONDecodeError as exc:
             yield Problem(str(path), exc.lineno, "(file)", f"not JSON: {exc.msg}")
+        except RecursionError:
+            yield Problem(str(path), text.count("\n", 0, start) + 1, "(file)", "JSON nested too deeply")
         return
     # Element by element with raw_decode, so each record keeps the line it starts on.
     decoder = json.JSONDecoder()
@@ -99,6 +131,9 @@ def read_json(path: Path) -> Iterator[Raw | Problem]:
         except json.JSONDecodeError as exc:
             yield Problem(str(path), exc.lineno, "(file)", f"not JSON: {exc.msg} (records after this are not read)")
             return
+        except RecursionError:
+            yield Problem(str(path), line, "(file)", "JSON nested too deeply (records after this are not read)")
+            return
         yield Raw(line, value)
         line += text.count("\n", pos, end)
         pos = end
@@ -112,7 +147,12 @@ def _skip(text: str, pos: int, separators: str) -> int:
 
 def read_csv(path: Path) -> Iterator[Raw | Problem]:
     """CSV rows as dicts keyed by the header (a UTF-8 BOM, as DACON files have, is dropped)."""
-    with path.open(encoding="utf-8-sig", newline="") as fh:
+    # Decoded up front: a byte that is not UTF-8 is then reported on its line instead of raised mid-read.
+    text = _decode(path, path.read_bytes())
+    if isinstance(text, Problem):
+        yield text
+        return
+    with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh)
         try:
             if reader.fieldnames is None:
@@ -308,8 +348,10 @@ def convert_emotion(raw: Any) -> Iterator[Record]:
         prefix = "talk.content." if holder is not raw else ""
         raise BadRecord(prefix + first, "missing or empty: no complete exchange")
     record: Record = {"messages": messages}
-    emotion = ((raw.get("profile") or {}).get("emotion") or {}).get("type") if isinstance(raw.get("profile"), dict) else None
-    emotion = emotion or raw.get("감정_대분류")
+    profile = raw.get("profile")
+    emotion = profile.get("emotion") if isinstance(profile, dict) else None
+    # Only a label: a profile of another shape (a list, a bare string) is metadata we cannot read, not an error.
+    emotion = (emotion.get("type") if isinstance(emotion, dict) else None) or raw.get("감정_대분류")
     if isinstance(emotion, str) and emotion:
         record["meta"] = {"emotion": emotion}
     yield record

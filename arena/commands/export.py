@@ -32,5 +32,8 @@ def run(args: argparse.Namespace) -> int:
         except StoreError as exc:
             print(f"arena export: {exc}", file=sys.stderr)
             return 2
+        except OSError as exc:  # nothing was written: the export goes to a temp file renamed when complete
+            print(f"arena export: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
     print(f"wrote {n} rows to {path}", file=sys.stderr)
     return 0

@@ -91,8 +91,10 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         if not round_name:
             return _cleared(st, t(lang, "blind_no_rounds"))
         try:
-            assignment = rounds.next_assignment(services.store, round_name, annotator)
-            progress_text = _progress(round_name, annotator)
+            view = rounds.queue_view(services.store, round_name, annotator)  # one read for item and progress
+            assignment = view.next()
+            voted, open_ = view.progress()
+            progress_text = t(lang, "blind_progress", voted=voted, open=open_)
         except StoreError as exc:
             return _cleared(st, f"⚠️ {exc}")
         if assignment is None:

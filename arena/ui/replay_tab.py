@@ -134,7 +134,8 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         prompt_hash = stable_hash({"messages": s.messages, "tools": s.tools})
         context = rating.replay_context(request.username or "anonymous")
         for i, side in enumerate(final):
-            metrics = rating.metrics_for(d, s, side, services.splitter)
+            # Kiwi morphemes for the GT diff take tens of ms: off the event loop, so other pages keep streaming.
+            metrics = await asyncio.to_thread(rating.metrics_for, d, s, side, services.splitter)
             gen_id = await asyncio.to_thread(rating.record_side, services.store, services.model_id(side.model), d, s,
                                              side, context, metrics, prompt_hash)
             st.generation_ids[i], st.failed[i] = gen_id, bool(side.error)

@@ -1,0 +1,125 @@
+"""A Gradio session over plain HTTP, as a browser tab speaks it: log in, read /config, join the queue
+and read the event stream. Used by the load benchmark and the reliability tests.
+
+Events are addressed as the page addresses them: by the component that fires them (``elem_id`` and
+event name) or by ``api_name``. State values are never sent (a browser never holds them); the server
+keeps them per ``session_hash``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from gradio_client.utils import apply_diff
+
+
+@dataclass
+class CallResult:
+    """How one event ended: completed (``ok``) or refused/failed, its output, and how long it took."""
+
+    ok: bool
+    output: Any  # the outputs' data list when ok; else the error payload or the HTTP body
+    seconds: float  # from sending the join request to receiving the completion
+    http_status: int = 200
+    streamed: list[Any] = field(default_factory=list)  # the outputs of each update a generator sent first
+
+    def text(self) -> str:
+        """The output as JSON text (Korean unescaped), for ``in`` checks."""
+        return json.dumps(self.output, ensure_ascii=False)
+
+
+class GradioSession:
+    """One browser tab of one user against one mounted Gradio app (``base_url`` ends with its path)."""
+
+    def __init__(self, base_url: str, *, timeout: float = 60.0) -> None:
+        self.http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout)
+        self.session_hash = uuid.uuid4().hex[:12]
+        self.config: dict[str, Any] = {}
+        self._props: dict[int, dict[str, Any]] = {}
+
+    async def __aenter__(self) -> "GradioSession":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.http.aclose()
+
+    async def login(self, user: str, password: str) -> bool:
+        """POST /login; True when the server set the session cookie."""
+        response = await self.http.post("/login", data={"username": user, "password": password})
+        return response.status_code == 200
+
+    async def load_config(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
+        """GET /config (or reuse one already read: every session of an app gets the same)."""
+        if config is None:
+            response = await self.http.get("/config")
+            response.raise_for_status()
+            config = response.json()
+        self.config = config
+        self._props = {c["id"]: c.get("props", {}) for c in config["components"]}
+        return config
+
+    def dependency(self, api_name: str | None = None, *, target: tuple[str, str] | None = None) -> dict[str, Any]:
+        """The event fired by ``target`` = (elem_id, event name), or the one named ``api_name``."""
+        for dep in self.config["dependencies"]:
+            if api_name is not None and dep.get("api_name") == api_name:
+                return dep
+            if target is not None and any(self._props.get(t[0], {}).get("elem_id") == target[0] and t[1] == target[1]
+                                          for t in dep.get("targets", [])):
+                return dep
+        raise KeyError(f"no event {api_name or target} in this app")
+
+    def inputs(self, dep: dict[str, Any], **values: Any) -> list[Any]:
+        """The event's input values: given ones by elem_id (``-`` may be written ``_``), the rest as first shown."""
+        given = {k.replace("_", "-"): v for k, v in values.items()}
+        out = []
+        for i in dep["inputs"]:
+            props = self._props.get(i, {})
+            elem_id = props.get("elem_id") or ""
+            out.append(given[elem_id] if elem_id in given else props.get("value"))
+        return out
+
+    async def call(self, dep: dict[str, Any], data: list[Any] | None = None, **values: Any) -> CallResult:
+        """Fire one event and wait for its completion (streamed updates are skipped)."""
+        data = self.inputs(dep, **values) if data is None else data
+        trigger = dep["targets"][0][0] if dep.get("targets") else None
+        started = time.perf_counter()
+        try:
+            return await self._call(dep, data, trigger, started)
+        except httpx.HTTPError as exc:  # a timeout or a dropped connection: the outcome is unknown
+            return CallResult(False, f"{type(exc).__name__}: {exc}", time.perf_counter() - started, 0)
+
+    async def _call(self, dep: dict[str, Any], data: list[Any], trigger: int | None, started: float) -> CallResult:
+        joined = await self.http.post("/gradio_api/queue/join", json={
+            "data": data, "fn_index": dep["id"], "session_hash": self.session_hash, "event_data": None,
+            "trigger_id": trigger})
+        if joined.status_code != 200:
+            return CallResult(False, joined.text, time.perf_counter() - started, joined.status_code)
+        event_id = joined.json()["event_id"]
+        result: CallResult | None = None
+        streamed: list[Any] = []
+        async with self.http.stream("GET", "/gradio_api/queue/data", params={"session_hash": self.session_hash}) as r:
+            if r.status_code != 200:
+                return CallResult(False, (await r.aread()).decode(), time.perf_counter() - started, r.status_code)
+            # Read to close_stream: leaving earlier counts as a disconnect, which cancels the session's events.
+            async for line in r.aiter_lines():
+                if not line.startswith("data: "):
+                    continue
+                msg = json.loads(line[6:])
+                if msg.get("msg") == "process_generating" and msg.get("event_id") == event_id:
+                    data = msg["output"].get("data")
+                    # The first update of a generator is whole; Gradio sends the later ones as diffs of it.
+                    streamed.append([apply_diff(old, ops) for old, ops in zip(streamed[-1], data)] if streamed else data)
+                if msg.get("msg") == "process_completed" and msg.get("event_id") == event_id:
+                    ok = bool(msg.get("success"))
+                    output = msg["output"].get("data") if ok else msg.get("output")
+                    result = CallResult(ok, output, time.perf_counter() - started, streamed=streamed)
+                elif msg.get("msg") == "unexpected_error":
+                    result = result or CallResult(False, msg, time.perf_counter() - started)
+                if msg.get("msg") == "close_stream":
+                    break
+        return result or CallResult(False, "the event stream ended without a completion", time.perf_counter() - started)
