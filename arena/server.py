@@ -127,9 +127,16 @@ def run(config: ServeConfig, *, banner: str = "") -> None:
     """Serve until interrupted, printing the URL once the server is about to accept connections."""
     import uvicorn
 
+    import gc
+
     services = build_services(config)
     preload(services.registry)
     app = create_app(services)
+    # What start-up built (Gradio, models, Kiwi, the pages: ~250k objects) lives as long as the server.
+    # Frozen, the collector stops walking it: a full collection, which stops every request, went from
+    # ~200 ms to ~75 ms with 100 open sessions.
+    gc.collect()
+    gc.freeze()
     print(f"arena: serving {len(services.dialogs)} dialogs and {len(services.registry)} models")
     print(f"arena: open http://{config.host}:{config.port}/  (English: http://{config.host}:{config.port}/en/)")
     if banner:

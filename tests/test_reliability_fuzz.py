@@ -11,7 +11,6 @@ import copy
 import csv
 import io
 import json
-import os
 import resource
 import signal
 import subprocess
@@ -32,7 +31,7 @@ from arena.export import COLUMNS, export_round, export_text, round_rows
 from arena.store import RatingInput, Store
 from tests.browser import ROOT
 from tests.rounds_helpers import make_round, registry_of, server_models_yaml, with_annotators
-from training.data import FORMATS, convert_file
+from training.data import convert_file
 
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ROLES = {"system", "user", "assistant", "tool"}
