@@ -15,6 +15,9 @@ a success message must be there exactly once (none lost, none duplicated), and n
 Every run is bounded: it stops after ``--duration`` seconds (plus at most one call timeout) and
 stops every server it started. The server runs with the store in a temp directory (SQLite in WAL
 mode) or in a throwaway PostgreSQL (pgserver, a Unix socket, default durability settings).
+
+``--login-storm --annotators 61``: instead, 60 annotators log in at once while one keeps working;
+reports how that one's calls fared (a login costs a deliberate ~70 ms of scrypt).
 """
 
 from __future__ import annotations
@@ -291,6 +294,35 @@ async def drive(base_url: str, names: list[str], args: argparse.Namespace) -> tu
     return tally, time.monotonic() - started
 
 
+async def login_storm(base_url: str, names: list[str]) -> dict[str, Any]:
+    """One annotator keeps working (a cheap call, over and over) while all the others log in at once."""
+    async with GradioSession(base_url) as worker:
+        assert await worker.login(names[0], PASSWORD), "login failed"
+        await worker.load_config()
+        dep = worker.dependency(target=("replay-eval-set", "input"))
+        for _ in range(5):  # the session exists and is warm before the storm
+            await worker.call(dep, replay_eval_set="emotion")
+        calls: list[float] = []
+        done = asyncio.Event()
+
+        async def work() -> None:
+            while not done.is_set():
+                calls.append((await worker.call(dep, replay_eval_set="emotion")).seconds)
+
+        async def login(name: str) -> float:
+            async with GradioSession(base_url) as s:
+                started = time.perf_counter()
+                assert await s.login(name, PASSWORD), name
+                return time.perf_counter() - started
+
+        task = asyncio.create_task(work())
+        logins = await asyncio.gather(*(login(n) for n in names[1:]))
+        done.set()
+        await task
+    return {"logins": len(logins), "slowest_login_s": round(max(logins), 2), "calls_during_storm": len(calls),
+            "call_p50_ms": round(1000 * _pct(calls, 0.5), 1), "call_max_ms": round(1000 * max(calls), 1)}
+
+
 # ------------------------------------------------------------------------------------------- checking
 
 
@@ -382,6 +414,8 @@ def run_one(db: str, args: argparse.Namespace) -> dict[str, Any]:
         prepare(url, models, names)
         print(f"[{db}] prepared {len(names)} annotators and the round in {time.perf_counter() - t0:.0f} s", flush=True)
         with serve(models, url, work / "serve.log") as base:
+            if args.login_storm:
+                return {"db": db, **asyncio.run(login_storm(base, names))}
             pid = _server_pid(int(base.rstrip("/").rsplit(":", 1)[1]))
             cpu0, client0 = (_cpu_seconds(pid) if pid else 0.0), _cpu_seconds(os.getpid())
             tally, seconds = asyncio.run(drive(base, names, args))
@@ -422,12 +456,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--vote-share", type=float, default=0.5, help="share of blind votes among submissions")
     p.add_argument("--ramp", type=float, default=10.0, help="seconds over which the annotators arrive")
     p.add_argument("--call-timeout", type=float, default=30.0, help="seconds before a call counts as failed")
+    p.add_argument("--login-storm", action="store_true",
+                   help="instead: all annotators but one log in at once while that one keeps working")
     p.add_argument("--json", type=Path, help="also write the result rows here")
     args = p.parse_args(argv)
     rows = []
     for db in (["sqlite", "postgresql"] if args.db == "both" else [args.db]):
         rows.append(run_one(db, args))
         print(json.dumps(rows[-1], ensure_ascii=False, indent=1), flush=True)
+    if args.login_storm:
+        return 0
     print(table(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")

@@ -63,6 +63,10 @@ class GradioSession:
         self._props = {c["id"]: c.get("props", {}) for c in config["components"]}
         return config
 
+    def elem_id(self, component: int) -> str | None:
+        """The elem_id of a component of this app, by its id in the config."""
+        return self._props.get(component, {}).get("elem_id")
+
     def dependency(self, api_name: str | None = None, *, target: tuple[str, str] | None = None) -> dict[str, Any]:
         """The event fired by ``target`` = (elem_id, event name), or the one named ``api_name``."""
         for dep in self.config["dependencies"]:

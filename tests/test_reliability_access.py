@@ -170,7 +170,7 @@ async def test_a_rating_is_always_in_the_name_of_the_logged_in_user(app) -> None
     async with victim, attacker:
         await _open_replay_turn(victim)
         submit = attacker.dependency(target=("replay-submit", "click"))
-        ids = [attacker._props[i].get("elem_id") for i in submit["inputs"]]
+        ids = [attacker.elem_id(i) for i in submit["inputs"]]
         # No input names anyone: the session state (never sent by a client), then scores, criteria, comments.
         assert ids[0] is None and all(x.startswith(("replay-score-", "replay-criteria-", "replay-comment-"))
                                       for x in ids[1:]), ids

@@ -70,7 +70,7 @@ async def _open_turn(s: GradioSession, models: list[str]) -> CallResult:
 def _answers_shown(s: GradioSession, result: CallResult) -> list[str]:
     """The last answer HTML each side showed while streaming."""
     outputs = s.dependency(target=("replay-turn", "input"))["outputs"]
-    answer_ids = [next(i for i in outputs if s._props.get(i, {}).get("elem_id") == f"replay-answer-{k}")
+    answer_ids = [next(i for i in outputs if s.elem_id(i) == f"replay-answer-{k}")
                   for k in range(len(SIDES))]
     shown = [""] * len(SIDES)
     for update in result.streamed:
@@ -107,7 +107,7 @@ async def test_each_broken_side_fails_alone_with_a_clear_error_in_time(app) -> N
         # Only the healthy side's score can be given.
         outputs = s.dependency(target=("replay-turn", "input"))["outputs"]
         for k, side in enumerate(SIDES):
-            score = next(i for i in outputs if s._props.get(i, {}).get("elem_id") == f"replay-score-{k}")
+            score = next(i for i in outputs if s.elem_id(i) == f"replay-score-{k}")
             assert result.output[outputs.index(score)]["interactive"] is (side == "tiny"), side
 
         # A client that sends scores for every side anyway: the failed ones are left out.

@@ -33,7 +33,10 @@ from tests.browser import ROOT
 from tests.rounds_helpers import make_round, registry_of, server_models_yaml, with_annotators
 from training.data import convert_file
 
-FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# database=None: no .hypothesis/ folder in the checkout; each run draws fresh examples.
+FUZZ = settings(max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+# For properties that reuse one store across examples (a fixture hypothesis would otherwise warn about).
+STORE_FUZZ = settings(FUZZ, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 ROLES = {"system", "user", "assistant", "tool"}
 
 # Leaves and containers of arbitrary JSON; text without line breaks so that a value stays on its line.
@@ -236,7 +239,7 @@ def text_store(db_url: str):
         yield store, store.upsert_model("m", backend="local")
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(STORE_FUZZ, max_examples=50)
 @given(answer=ANY_TEXT, comment=ANY_TEXT, criterion=ANY_TEXT)
 def test_store_takes_any_text_a_client_or_model_sends(text_store, answer: str, comment: str, criterion: str) -> None:
     """JSON from a browser or a model server can carry NUL and lone surrogates: stored as U+FFFD, never an error."""
@@ -274,7 +277,7 @@ def _csv_cell(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False) if isinstance(value, list) else str(value)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(STORE_FUZZ, max_examples=25)
 @given(names=st.tuples(FREE_TEXT, FREE_TEXT, FREE_TEXT), answers=st.lists(FREE_TEXT, min_size=8, max_size=8),
        comments=st.lists(FREE_TEXT, min_size=8, max_size=8), reason=FREE_TEXT)
 def test_export_writes_back_exactly_what_the_store_holds(export_store, names, answers, comments, reason) -> None:
