@@ -242,9 +242,14 @@ def start_round(store: "Store", round_: int | str, *, dialogs: list[Dialog]) -> 
     return len(items)
 
 
-def load_items(store: "Store", round_: int | str) -> list[Item]:
-    """The stored items of a started round, with model names."""
-    names = {m.id: m.name for m in store.list_models()}
+def model_names(store: "Store") -> dict[int, str]:
+    """Model names by store id."""
+    return {m.id: m.name for m in store.list_models()}
+
+
+def load_items(store: "Store", round_: int | str, names: Mapping[int, str] | None = None) -> list[Item]:
+    """The stored items of a started round, with model names (``names``: from model_names, if already read)."""
+    names = model_names(store) if names is None else names
     return [Item(r.item_key, r.eval_set, r.dialog_id, r.turn_index, names[r.model_a_id], names[r.model_b_id],
                  r.a_position) for r in store.round_items(round_)]
 
@@ -256,8 +261,8 @@ class Answers:
     by_key: dict[tuple[str, str, int, str], tuple[int, bool]]
 
     @classmethod
-    def load(cls, store: "Store", round_id: int) -> "Answers":
-        names = {m.id: m.name for m in store.list_models()}
+    def load(cls, store: "Store", round_id: int, names: Mapping[int, str] | None = None) -> "Answers":
+        names = model_names(store) if names is None else names
         return cls({(g.eval_set, g.dialog_id, g.turn_index, names[g.model_id]): (g.id, g.failed)
                     for g in store.round_generations(round_id)})
 
@@ -340,14 +345,36 @@ class QueueView:
         return self.voted, open_
 
 
-def queue_view(store: "Store", round_: int | str, annotator: str, *, running: bool = True) -> QueueView:
+class RoundCache:
+    """A started round's items and answers, kept once they can no longer change.
+
+    Items are written once, when the round starts. Answers keep changing while pre-generation runs
+    or retries failed ones, but once every item has both its answers and none failed, nothing writes
+    them again (pre-generation keeps successful answers), so from then on the queue reads only
+    votes and skips. One per server process: other processes writing votes do not matter to it.
+    """
+
+    def __init__(self) -> None:
+        self._final: dict[int, tuple[list[Item], Answers]] = {}
+
+    def items_and_answers(self, store: "Store", round_id: int) -> tuple[list[Item], Answers]:
+        """The round's items and answers: from the cache when final, else read (and kept if now final)."""
+        if (found := self._final.get(round_id)) is not None:
+            return found
+        names = model_names(store)
+        items, answers = load_items(store, round_id, names), Answers.load(store, round_id, names)
+        if items and all(answers.ready(it) for it in items):
+            self._final[round_id] = (items, answers)
+        return items, answers
+
+
+def queue_view(store: "Store", round_: int | str, annotator: str, *, running: bool = True,
+               cache: RoundCache | None = None) -> QueueView:
     """Read a round's queue for ``annotator``; with ``running`` the round must be open to them."""
     found, config = _running_for(store, round_, annotator) if running else load_config(store, round_)
-    judged = store.round_judgements(found.id)
-    return QueueView(
-        found.id, annotator, config, load_items(store, found.id), Answers.load(store, found.id),
-        Counter(j.item_key for j in judged if j.kind == "vote"), {j.item_key for j in judged if j.annotator == annotator},
-        sum(1 for j in judged if j.annotator == annotator and j.kind == "vote"))
+    state = store.round_queue_state(found.id, annotator)
+    items, answers = (cache or RoundCache()).items_and_answers(store, found.id)
+    return QueueView(found.id, annotator, config, items, answers, Counter(state.counts), state.mine, state.voted)
 
 
 def next_assignment(store: "Store", round_: int | str, annotator: str) -> Assignment | None:
@@ -377,9 +404,10 @@ def skip_item(store: "Store", assignment: Assignment, annotator: str, reason: st
                              reason=reason.strip())
 
 
-def annotator_progress(store: "Store", round_: int | str, annotator: str) -> tuple[int, int]:
+def annotator_progress(store: "Store", round_: int | str, annotator: str,
+                       cache: RoundCache | None = None) -> tuple[int, int]:
     """(items this annotator voted on, judgeable items still open to them) in a round."""
-    return queue_view(store, round_, annotator, running=False).progress()
+    return queue_view(store, round_, annotator, running=False, cache=cache).progress()
 
 
 # ------------------------------------------------------------------------------------------ status

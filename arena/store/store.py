@@ -97,6 +97,14 @@ class Judgement(NamedTuple):
     kind: str  # "vote" | "skip"
 
 
+class QueueState(NamedTuple):
+    """A round's queue as one annotator sees it: votes per item key, their own votes and skips."""
+
+    counts: dict[str, int]
+    mine: set[str]  # item keys this annotator voted on or skipped
+    voted: int  # how many of them are votes
+
+
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
@@ -632,6 +640,21 @@ class Store:
         with self._reads() as s:
             return ([Judgement(k, a, "vote") for k, a in s.execute(votes).all()]
                     + [Judgement(k, a, "skip") for k, a in s.execute(skips).all()])
+
+    def round_queue_state(self, round_id: int, annotator: str) -> QueueState:
+        """Votes per item of a round, and what ``annotator`` has voted on or skipped there.
+
+        What the blind queue needs on every request, aggregated in the database: reading every
+        judgement of the round instead grew with the round (20,000 rows at 100 annotators x 200 items).
+        """
+        counts = (sa.select(Vote.item_key, sa.func.count()).where(Vote.round_id == round_id).group_by(Vote.item_key))
+        with self._reads() as s:
+            annotator_id = s.scalar(sa.select(Annotator.id).where(Annotator.name == annotator))
+            voted = set(s.scalars(sa.select(Vote.item_key).where(Vote.round_id == round_id,
+                                                                 Vote.annotator_id == annotator_id)))
+            skipped = set(s.scalars(sa.select(Skip.item_key).where(Skip.round_id == round_id,
+                                                                   Skip.annotator_id == annotator_id)))
+            return QueueState({k: n for k, n in s.execute(counts).all()}, voted | skipped, len(voted))
 
     @staticmethod
     def _round_id(session: Session, round_: int | str) -> int:

@@ -6,6 +6,7 @@ import gradio as gr
 
 from arena.adapters import is_researcher
 from arena.ui import adapters_tab, blind_tab, leaderboard_tab, live_tab, overview, replay_tab, rounds_tab
+from arena.ui.blocks import ArenaBlocks
 from arena.ui.i18n import t
 from arena.ui.services import Services
 
@@ -56,7 +57,7 @@ SHORTCUTS_JS = """
 
 def build_app(services: Services, *, lang: str = "ko") -> gr.Blocks:
     """The whole UI for one language; building has no side effects beyond creating components."""
-    with gr.Blocks(title=t(lang, "title")) as app:
+    with ArenaBlocks(title=t(lang, "title")) as app:
         with gr.Row():
             gr.Markdown(f"## {t(lang, 'title')}")
             gr.Markdown(t(lang, "switch_lang"), elem_id="lang-switch")

@@ -67,7 +67,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
                     status, *side_parts]
 
     def _progress(round_: int | str, annotator: str) -> str:
-        voted, open_ = rounds.annotator_progress(services.store, round_, annotator)
+        voted, open_ = rounds.annotator_progress(services.store, round_, annotator, services.rounds)
         return t(lang, "blind_progress", voted=voted, open=open_)
 
     def _cleared(st: BlindState, message: str) -> dict[Any, Any]:
@@ -91,7 +91,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         if not round_name:
             return _cleared(st, t(lang, "blind_no_rounds"))
         try:
-            view = rounds.queue_view(services.store, round_name, annotator)  # one read for item and progress
+            view = rounds.queue_view(services.store, round_name, annotator, cache=services.rounds)  # item and progress
             assignment = view.next()
             voted, open_ = view.progress()
             progress_text = t(lang, "blind_progress", voted=voted, open=open_)

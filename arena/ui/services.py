@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from arena.dialogs import Dialog
+from arena.rounds import RoundCache
 from arena.metrics import Splitter, split_words
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ class Services:
     dialogs: list[Dialog]
     splitter: Splitter = split_words
     stall_timeout: float = 60.0
+    rounds: RoundCache = field(default_factory=RoundCache)  # blind rounds' items and answers, once final
     by_id: dict[str, Dialog] = field(init=False)
     _model_ids: dict[str, int] = field(init=False, default_factory=dict)
 
