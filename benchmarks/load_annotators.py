@@ -377,6 +377,10 @@ def summarize(db: str, tally: Tally, seconds: float, check: dict[str, int], cpu:
         "rating_p99_ms": round(1000 * _pct(by_kind["rating"], 0.99), 1),
         "vote_p50_ms": round(1000 * _pct(by_kind["vote"], 0.5), 1),
         "vote_p99_ms": round(1000 * _pct(by_kind["vote"], 0.99), 1),
+        # Where in the run the slow ones were: p50/p99 of the submissions answered in each minute.
+        "by_minute_p50_p99_ms": [[round(1000 * _pct(m, 0.5)), round(1000 * _pct(m, 0.99))] for m in (
+            [s.seconds for s in subs if s.acked and 60 * k <= s.at - tally.started < 60 * (k + 1)]
+            for k in range(int(seconds // 60) + 1)) if m],
         "errors": sum(tally.errors.values()), "error_kinds": dict(tally.errors.most_common(5)),
         "other_calls": {k: {"n": len(v), "p50_ms": round(1000 * _pct(v, 0.5), 1),
                             "p99_ms": round(1000 * _pct(v, 0.99), 1)} for k, v in sorted(tally.other.items())},

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -144,6 +145,11 @@ class Store:
         self._reads = sessionmaker(engine, expire_on_commit=False)
         # Same pool; on SQLite its transactions start with BEGIN IMMEDIATE (see engine.py).
         self._writes = sessionmaker(write_engine(engine), expire_on_commit=False)
+        # SQLite takes one writer at a time. Threads of this process that wait for its lock sleep in
+        # SQLite's busy handler (1, 2, 5, 10 ... 100 ms, and a newcomer may take the lock first), which
+        # under load put hundreds of ms on a few submissions. They queue here instead and get the lock
+        # as soon as it is free; the busy timeout still covers writers in other processes (the CLI).
+        self._write_turn: threading.RLock | None = threading.RLock() if engine.dialect.name == "sqlite" else None
 
     @classmethod
     def open(
@@ -191,7 +197,11 @@ class Store:
     @contextmanager
     def _tx(self) -> Iterator[Session]:
         """One write transaction: commits on success, rolls back on any exception."""
-        with self._writes.begin() as session:
+        if self._write_turn is None:
+            with self._writes.begin() as session:
+                yield session
+            return
+        with self._write_turn, self._writes.begin() as session:
             yield session
 
     def _insert(self, model: type) -> Any:
