@@ -367,3 +367,39 @@ def test_round_cli_create_start_status(tmp_path, capsys, registry):
         stored = s.get_round("주간-1")
     assert stored.seed == 5 and stored.config["options"] == {"max_tokens": 16}
     assert stored.config["annotators"] == ["kim", "lee"] and stored.config["judgements"] == 2
+
+
+def test_queue_state_counts_votes_per_item_and_the_annotators_own_judgements(store, registry):
+    rid, _ = make_round(store, registry, models=MODELS[:3], judgements=3, annotators=["kim", "lee", "park"])
+    store_answers(store, rid)
+    kim = rounds.next_assignment(store, rid, "kim")
+    rounds.submit_judgement(store, kim, "kim", "left")
+    lee = rounds.next_assignment(store, rid, "lee")
+    rounds.submit_judgement(store, lee, "lee", "tie")
+    skipped = rounds.next_assignment(store, rid, "kim")
+    rounds.skip_item(store, skipped, "kim", "모르겠어요")
+    state = store.round_queue_state(rid, "kim")
+    expected = Counter([kim.item.key, lee.item.key])
+    assert state.counts == dict(expected)  # skips do not count towards an item's votes
+    assert state.mine == {kim.item.key, skipped.item.key} and state.voted == 1
+    assert store.round_queue_state(rid, "park") == (dict(expected), set(), 0)
+    assert store.round_queue_state(rid, "nobody") == (dict(expected), set(), 0)
+
+
+def test_round_cache_keeps_a_round_only_once_every_answer_is_in(store, registry):
+    rid, _ = make_round(store, registry, models=MODELS[:3])
+    cache = rounds.RoundCache()
+    store_answers(store, rid, failing={"m-gamma"})
+    assert rounds.annotator_progress(store, rid, "kim", cache)[1] < len(rounds.load_items(store, rid))
+    # Pre-generation retries the failed answers: a round not yet final is read again, not served stale.
+    store_answers(store, rid)
+    items = rounds.load_items(store, rid)
+    assert rounds.annotator_progress(store, rid, "kim", cache) == (0, len(items))
+    reads: list[int] = []
+    original = store.round_generations
+    store.round_generations = lambda round_id: reads.append(round_id) or original(round_id)  # type: ignore[method-assign]
+    a = rounds.queue_view(store, rid, "kim", cache=cache).next()
+    rounds.submit_judgement(store, a, "kim", "left")
+    # Final now: votes still come from the store, answers no longer.
+    assert rounds.annotator_progress(store, rid, "kim", cache) == (1, len(items) - 1)
+    assert reads == []
