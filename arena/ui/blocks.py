@@ -22,11 +22,10 @@ from typing import Any
 import gradio as gr
 from gradio.blocks import Block, BlockFunction
 
-
 # Props that are plain attributes of every component and layout block, with no effect on the others.
 _FLAG_PROPS = frozenset({"interactive", "visible"})
-# Components whose value is plain data (no files, no choices to check it against when it is set), so
-# an update may also carry "value": postprocessed by the component, as Gradio does.
+# Components whose value is plain data (no files for Gradio to move into its cache), so a flag update
+# may also carry "value": postprocessed by the component, as Gradio does.
 _PLAIN_VALUE = (gr.Radio, gr.CheckboxGroup, gr.Textbox, gr.Markdown, gr.Number, gr.Checkbox)
 
 
@@ -71,7 +70,7 @@ def _is_skip(value: Any) -> bool:
 
 
 class ArenaBlocks(gr.Blocks):
-    """gr.Blocks that answers skipped outputs with a skip instead of rebuilding their components."""
+    """gr.Blocks that answers skipped outputs and flag updates without rebuilding their components."""
 
     async def postprocess_data(self, block_fn: BlockFunction, predictions: list | dict, state: Any) -> list[Any]:
         outputs = list(block_fn.outputs)

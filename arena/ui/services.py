@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from arena.dialogs import Dialog
-from arena.rounds import RoundCache
 from arena.metrics import Splitter, split_words
+from arena.rounds import RoundCache
 
 if TYPE_CHECKING:
     from arena.store import Store
