@@ -8,18 +8,20 @@ from arena.store import Store, migrate
 from arena.store.models import Base
 
 EXPECTED_TABLES = {"annotators", "models", "rounds", "generations", "ratings", "votes", "round_items", "skips",
-                   "recall_queries"}
+                   "recall_queries", "sessions", "rating_revisions"}
 
 EXPECTED_UNIQUE = {
     "annotators": {("name",)},
     "models": {("name",)},
     "rounds": {("name",)},
-    "generations": {("eval_set", "dialog_id", "turn_index", "model_id", "context")},
+    "generations": {("eval_set", "dialog_id", "turn_index", "model_id", "context", "revision")},
     "ratings": {("generation_id", "annotator_id")},
     "votes": {("round_id", "item_key", "annotator_id")},
     "round_items": {("round_id", "item_key")},
     "skips": {("round_id", "item_key", "annotator_id")},
     "recall_queries": {("model_id", "eval_set", "item_id", "prompt_hash")},
+    "sessions": {("token_hash",)},
+    "rating_revisions": set(),
 }
 
 

@@ -297,3 +297,48 @@ def test_annotators_cli(tmp_path, capsys) -> None:
     assert [line.split("\t")[:2] for line in lines] == [["kim", "annotator"], ["lee", "researcher"]]
     with Store.open(db) as s:
         assert s.verify_password("kim", password) and s.verify_password("lee", "pw")
+
+
+def test_a_rated_answer_is_never_rewritten(store: Store) -> None:
+    # Issue 14 item 9: reopening a replay turn rewrote the rated row, so the rating pointed at new text.
+    m = store.upsert_model("m", backend="local")
+    store.add_annotator("ann", "pw")
+    kw = dict(model_id=m, eval_set="dobae", dialog_id="q-7", turn_index=1, context="replay:ann")
+    first = store.record_generation(**kw, text="평가한 답")
+    store.save_ratings("ann", [(first, 4, [], "좋아요")])
+    again = store.record_generation(**kw, text="새 답")
+    assert again != first and _count(store, "generations") == 2
+    assert store.get_generation(first).text == "평가한 답"
+    assert (store.get_generation(first).revision, store.get_generation(again).revision) == (0, 1)
+    # An unrated revision is still rewritten in place: regenerating twice adds one row, not two.
+    third = store.record_generation(**kw, text="셋째 답")
+    assert third == again and store.get_generation(again).text == "셋째 답"
+
+
+def test_a_voted_answer_is_never_rewritten_by_pregeneration(store: Store) -> None:
+    m1, m2 = store.upsert_model("m1", backend="local"), store.upsert_model("m2", backend="local")
+    store.add_annotator("ann", "pw")
+    rid = store.create_round("r", {"models": ["m1", "m2"]})
+    store.start_round(rid)
+    kw = dict(eval_set="e", dialog_id="d", turn_index=1, round_id=rid)
+    a = store.record_generation(**kw, model_id=m1, text="A 답")
+    b = store.record_generation(**kw, model_id=m2, text="B 답")
+    assert store.record_vote(round_id=rid, item_key="k", generation_a_id=a, generation_b_id=b, a_position="left",
+                             annotator="ann", choice="a")
+    redo = store.record_generation(**kw, model_id=m1, text="다른 답")
+    assert redo != a and store.get_generation(a).text == "A 답"
+
+
+def test_editing_a_rating_keeps_the_earlier_version(store: Store) -> None:
+    # Issue 15 item 4: re-rating replaced score, criteria and comment without a trace.
+    m = store.upsert_model("m", backend="local")
+    store.add_annotator("ann", "pw")
+    g = store.record_generation(model_id=m, eval_set="e", dialog_id="d", turn_index=1, text="답")
+    (rid,) = store.save_ratings("ann", [(g, 2, ["fluency"], "어색한 문장")])
+    assert store.save_ratings("ann", [(g, 2, ["fluency"], "어색한 문장")]) == [rid]  # unchanged: no history
+    assert store.rating_history(rid) == []
+    store.save_ratings("ann", [(g, 5, [], "다시 보니 좋음")])
+    (old,) = store.rating_history(rid)
+    assert (old.score, old.criteria, old.comment) == (2, ["fluency"], "어색한 문장")
+    frame = store.ratings_frame()
+    assert list(frame["score"]) == [5] and list(frame["comment"]) == ["다시 보니 좋음"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -49,17 +52,36 @@ def _locked(conn: sa.Connection) -> None:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
 
 
+@contextmanager
+def _migrating(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """One transaction for all steps; on SQLite with foreign keys off while tables are rebuilt."""
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection if conn.dialect.name == "sqlite" else None
+        # SQLite changes a constraint only by rebuilding the table, and dropping a table that other
+        # rows point at fails while foreign keys are enforced. The pragma is a no-op inside a
+        # transaction, so it is set before BEGIN; the check below still refuses a dangling row.
+        if raw is not None:
+            raw.execute("PRAGMA foreign_keys = OFF")
+        try:
+            with conn.begin():
+                _locked(conn)
+                yield conn
+                if raw is not None and (bad := conn.exec_driver_sql("PRAGMA foreign_key_check").all()):
+                    raise RuntimeError(f"migration left rows pointing at missing rows: {bad[:5]}")
+        finally:
+            if raw is not None:
+                raw.execute("PRAGMA foreign_keys = ON")
+
+
 def upgrade(engine: sa.Engine, revision: str = "head") -> None:
     """Migrate up to ``revision`` in one transaction (all steps or none)."""
-    with engine.begin() as conn:
-        _locked(conn)
+    with _migrating(engine) as conn:
         command.upgrade(alembic_config(conn), revision)
 
 
 def downgrade(engine: sa.Engine, revision: str) -> None:
     """Migrate down to ``revision`` (``"base"`` drops everything) in one transaction."""
-    with engine.begin() as conn:
-        _locked(conn)
+    with _migrating(engine) as conn:
         command.downgrade(alembic_config(conn), revision)
 
 

@@ -78,7 +78,28 @@ class Annotator(Base):
     name: Mapped[str] = mapped_column(sa.String(100), unique=True)
     password_hash: Mapped[str] = mapped_column(sa.String(300))
     role: Mapped[str] = mapped_column(sa.String(20), default="annotator")
+    # A disabled account cannot log in and its sessions are gone; its ratings and votes stay.
+    disabled: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # Wrong passwords in a row and, past the limit, until when logins are refused without checking.
+    failed_logins: Mapped[int] = mapped_column(default=0, server_default="0")
+    locked_until: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class LoginSession(Base):
+    """A logged-in browser: the SHA-256 of its cookie token (never the token), its account, last use.
+
+    In the store rather than in one process's memory, so a password change or a disabled account ends
+    the sessions of every arena process at once, and / and /en/ share one login.
+    """
+
+    __tablename__ = "sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    annotator_id: Mapped[int] = mapped_column(sa.ForeignKey("annotators.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class Model(Base):
@@ -107,6 +128,9 @@ class Round(Base):
     name: Mapped[str] = mapped_column(sa.String(200), unique=True)
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     seed: Mapped[int] = mapped_column(default=0)
+    # Drawn when the round is created and never sent to a browser: pairs and screen sides follow from
+    # it, so nobody can compute them from the public code and the (known) seed.
+    secret: Mapped[str] = mapped_column(sa.String(64), default="", server_default="")
     status: Mapped[str] = mapped_column(sa.String(20), default="draft")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     started_at: Mapped[dt.datetime | None]
@@ -118,12 +142,14 @@ class Generation(Base):
 
     ``context`` is never NULL because SQLite (and PostgreSQL by default) treat NULLs as distinct in
     a UNIQUE constraint; a NULL round would let every re-generation insert a new row.
+    ``revision`` counts answers to the same key: an answer that was rated or voted on is never
+    rewritten; answering again adds the next revision, so every rating points at the text it judged.
     """
 
     __tablename__ = "generations"
     __table_args__ = (
         sa.UniqueConstraint(
-            "eval_set", "dialog_id", "turn_index", "model_id", "context", name="uq_generations_key"
+            "eval_set", "dialog_id", "turn_index", "model_id", "context", "revision", name="uq_generations_key"
         ),
         sa.CheckConstraint("turn_index >= 0", name="turn_index"),
     )
@@ -135,6 +161,7 @@ class Generation(Base):
     model_id: Mapped[int] = mapped_column(sa.ForeignKey("models.id"), index=True)
     round_id: Mapped[int | None] = mapped_column(sa.ForeignKey("rounds.id"), index=True)
     context: Mapped[str] = mapped_column(sa.String(100))
+    revision: Mapped[int] = mapped_column(default=0, server_default="0")
     prompt_hash: Mapped[str] = mapped_column(sa.String(64), default="")
     text: Mapped[str] = mapped_column(sa.Text, default="")
     tool_calls: Mapped[list[Any] | None]
@@ -168,6 +195,20 @@ class Rating(Base):
     comment: Mapped[str] = mapped_column(sa.Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class RatingRevision(Base):
+    """An earlier version of a rating, kept when the annotator edits it (nothing rated is lost)."""
+
+    __tablename__ = "rating_revisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rating_id: Mapped[int] = mapped_column(sa.ForeignKey("ratings.id"), index=True)
+    score: Mapped[int]
+    criteria: Mapped[list[Any]] = mapped_column(default=list)
+    comment: Mapped[str] = mapped_column(sa.Text, default="")
+    rated_at: Mapped[dt.datetime]  # when this version was given (the rating's updated_at then)
+    replaced_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class Vote(Base):

@@ -21,9 +21,11 @@ from arena.store.models import (
     ROLES,
     VOTE_CHOICES,
     Annotator,
+    LoginSession,
     Generation,
     Model,
     Rating,
+    RatingRevision,
     Round,
     RoundItem,
     Skip,
@@ -361,12 +363,14 @@ class Store:
         tool_args_match: bool | None = None,
         keep_success: bool = False,
     ) -> int:
-        """Insert a generation, or overwrite the one with the same key; returns its id.
+        """Store an answer for a key and return its id: a new row, or the key's latest row rewritten.
 
         The key is (eval_set, dialog_id, turn_index, model_id, context); a generation made for a
-        round always has context ``round:<id>``, so each round keeps its own answers. With
-        ``keep_success`` only a failed row is overwritten: a successful one may already be judged,
-        so a second writer (two pre-generation runs at once) leaves it as it is.
+        round always has context ``round:<id>``, so each round keeps its own answers. A row that was
+        rated or voted on is never rewritten: the answer becomes the key's next ``revision``, so a
+        rating always points at the text the annotator saw. With ``keep_success`` only a failed row is
+        replaced: a successful one may already be judged, so a second writer (two pre-generation runs
+        at once) leaves it as it is.
         """
         if round_id is not None:
             context = f"round:{round_id}"
@@ -394,18 +398,31 @@ class Store:
             "model_id": model_id,
             "context": context,
         }
-        stmt = (
-            self._insert(Generation)
-            .values(**key, **values)
-            .on_conflict_do_update(index_elements=list(key), set_=values,
-                                   where=Generation.error.is_not(None) if keep_success else None)
-            .returning(Generation.id)
-        )
         with self._tx() as s:
-            found = s.execute(stmt).scalar_one_or_none()
-            if found is None:  # kept: the stored answer succeeded
-                found = s.scalar(sa.select(Generation.id).filter_by(**key))
-            return found
+            # FOR UPDATE (PostgreSQL): a rating being inserted holds a key-share lock on the row it
+            # rates, so it either commits before this check sees it or waits until this write is done.
+            latest = s.execute(sa.select(Generation.id, Generation.revision, Generation.error).filter_by(**key)
+                               .order_by(Generation.revision.desc()).limit(1).with_for_update()).first()
+            revision = 0
+            if latest is not None:
+                if keep_success and latest.error is None:
+                    return latest.id
+                revision = latest.revision + 1 if self._judged(s, latest.id) else latest.revision
+            stmt = (
+                self._insert(Generation)
+                .values(**key, revision=revision, **values)
+                .on_conflict_do_update(index_elements=[*key, "revision"], set_=values)
+                .returning(Generation.id)
+            )
+            return s.execute(stmt).scalar_one()
+
+    @staticmethod
+    def _judged(session: Session, generation_id: int) -> bool:
+        """Whether any rating or vote points at the generation."""
+        rated = sa.select(Rating.id).where(Rating.generation_id == generation_id)
+        voted = sa.select(Vote.id).where(sa.or_(Vote.generation_a_id == generation_id,
+                                                Vote.generation_b_id == generation_id))
+        return session.scalar(sa.select(sa.or_(sa.exists(rated), sa.exists(voted)))) or False
 
     def set_generation_metrics(
         self,
@@ -459,6 +476,7 @@ class Store:
             raise ValueError(f"generation(s) {failed} failed and cannot be judged")
 
     def _save_ratings(self, s: Session, annotator_id: int, rows: list[RatingInput]) -> list[int]:
+        """Insert or edit the annotator's ratings; an edited rating's previous version is kept."""
         self._check_generations(s, [row.generation_id for row in rows])
         now = utcnow()
         ids: list[int] = []
@@ -470,6 +488,13 @@ class Store:
                 "updated_at": now,
             }
             key = {"generation_id": row.generation_id, "annotator_id": annotator_id}
+            old = s.execute(sa.select(Rating.id, Rating.score, Rating.criteria, Rating.comment, Rating.updated_at)
+                            .filter_by(**key).with_for_update()).first()
+            if old is not None and (old.score, list(old.criteria), old.comment) != (row.score, update["criteria"],
+                                                                                   row.comment):
+                s.execute(sa.insert(RatingRevision).values(rating_id=old.id, score=old.score, criteria=old.criteria,
+                                                           comment=old.comment, rated_at=old.updated_at,
+                                                           replaced_at=now))
             stmt = (
                 self._insert(Rating)
                 .values(**key, created_at=now, **update)
@@ -478,6 +503,12 @@ class Store:
             )
             ids.append(s.execute(stmt).scalar_one())
         return ids
+
+    def rating_history(self, rating_id: int) -> list[RatingRevision]:
+        """Earlier versions of a rating, oldest first (detached)."""
+        with self._reads() as s:
+            return list(s.scalars(sa.select(RatingRevision).where(RatingRevision.rating_id == rating_id)
+                                  .order_by(RatingRevision.id)))
 
     # -- rounds and votes -------------------------------------------------------------------------
 
@@ -525,6 +556,17 @@ class Store:
             found = self._round(s, round_)
             if found.status != "closed":
                 found.status, found.closed_at = "closed", utcnow()
+
+    def reopen_round(self, round_: int | str) -> str:
+        """Put a closed round back to where it was before closing (running, or draft if it never
+        started), items, answers and votes untouched; returns the new status. RoundLocked if not closed."""
+        with self._tx() as s:
+            found = self._round(s, round_)
+            if found.status != "closed":
+                raise RoundLocked(f"round {found.name!r} is {found.status}, not closed")
+            found.status = "running" if found.started_at is not None else "draft"
+            found.closed_at = None
+            return found.status
 
     def get_round(self, round_: int | str) -> Round | None:
         """A round by id or name (detached), or None."""
