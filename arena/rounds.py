@@ -142,19 +142,29 @@ def choose_pairs(config: RoundConfig, rng: random.Random) -> list[int]:
     return sorted(chosen)
 
 
-def build_items(config: RoundConfig, dialogs: Iterable[Dialog]) -> list[Item]:
-    """The round's items, reproducible from config and seed; each turn draws from its own seeded RNG,
-    so narrowing the subset filter leaves the other turns' pairs and positions as they were."""
+def build_items(config: RoundConfig, dialogs: Iterable[Dialog], *, secret: str) -> list[Item]:
+    """The round's items, reproducible from config, seed and the round's secret; each turn draws from
+    its own RNG, so narrowing the subset filter leaves the other turns' pairs and positions as they were.
+
+    The secret never leaves the server: with the seed alone (public, and 0 by default) anyone could
+    compute from this code which side shows which model for every item of the round.
+    """
     pairs = all_pairs(config.models)
     items = []
     for d, s in select_steps(config, dialogs):
-        rng = random.Random(f"{config.seed}:{d.eval_set}/{d.id}#{s.turn_index}")
+        rng = random.Random(f"{secret}:{config.seed}:{d.eval_set}/{d.id}#{s.turn_index}")
         for p in choose_pairs(config, rng):
             a, b = pairs[p]
             items.append(Item(key=f"{d.eval_set}/{d.id}#{s.turn_index}/{p}", eval_set=d.eval_set, dialog_id=d.id,
                               turn_index=s.turn_index, model_a=a, model_b=b,
                               a_position=rng.choice(("left", "right"))))
     return items
+
+
+def count_items(config: RoundConfig, dialogs: Iterable[Dialog]) -> int:
+    """How many items the round will have (what draws depend on the secret does not change the count)."""
+    per_turn = len(all_pairs(config.models)) if config.pairing == "all" else config.pairs_per_turn or 0
+    return len(select_steps(config, dialogs)) * per_turn
 
 
 # ------------------------------------------------------------------------------------------ queue
@@ -230,7 +240,7 @@ def start_round(store: "Store", round_: int | str, *, dialogs: list[Dialog]) -> 
     found, config = load_config(store, round_)
     if found.status != "draft":
         return len(store.round_items(found.id))
-    items = build_items(config, dialogs)
+    items = build_items(config, dialogs, secret=found.secret)
     if not items:
         raise RoundError("the eval sets and filters select no turns")
     ids = {m.name: m.id for m in store.list_models()}

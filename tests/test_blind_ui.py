@@ -223,8 +223,8 @@ def test_researcher_creates_starts_and_pregenerates_in_the_ui(blind_server):
               "round-annotators": ["lee"], "round-judgements": 2, "round-seed": 4, "round-max-tokens": 4,
               "round-dialogs": "emotion-exam-*"}
     created = json.dumps(s.call("rounds_create", _inputs(s, "rounds_create", **fields)), ensure_ascii=False)
-    n_items = len(rounds.build_items(rounds.RoundConfig(eval_sets=["emotion"], dialogs=["emotion-exam-*"],
-                                                        models=["a", "b"], annotators=["lee"]), shipped_dialogs()))
+    n_items = rounds.count_items(rounds.RoundConfig(eval_sets=["emotion"], dialogs=["emotion-exam-*"],
+                                                    models=["a", "b"], annotators=["lee"]), shipped_dialogs())
     assert f"ui-round을(를) 만들었습니다 (항목 {n_items}개)" in created, created
     bad = json.dumps(s.call("rounds_create", _inputs(s, "rounds_create", **{**fields, "round-name": "x",
                                                                               "round-models": ["llama-tiny"]})),

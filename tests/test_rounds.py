@@ -63,9 +63,9 @@ def test_config_validation(fields, message):
 def test_all_pairs_cover_every_turn_and_pair_with_seeded_positions():
     dialogs = shipped_dialogs()
     cfg = config(seed=3)
-    items = rounds.build_items(cfg, dialogs)
+    items = rounds.build_items(cfg, dialogs, secret="s1")
     turns = rounds.select_steps(cfg, dialogs)
-    assert len(items) == len(turns) * 6 and len({it.key for it in items}) == len(items)
+    assert len(items) == len(turns) * 6 == rounds.count_items(cfg, dialogs) and len({it.key for it in items}) == len(items)
     for (_, s), group in zip(turns, (items[i:i + 6] for i in range(0, len(items), 6))):
         assert {(it.model_a, it.model_b) for it in group} == set(itertools.combinations(MODELS, 2))
         assert all((it.dialog_id, it.turn_index) == (s.dialog_id, s.turn_index) for it in group)
@@ -73,9 +73,27 @@ def test_all_pairs_cover_every_turn_and_pair_with_seeded_positions():
     assert all(MODELS.index(it.model_a) < MODELS.index(it.model_b) for it in items)
     left = Counter(it.a_position for it in items)
     assert set(left) == {"left", "right"} and 0.35 < left["left"] / len(items) < 0.65, left
-    assert rounds.build_items(cfg, dialogs) == items  # reproducible
-    other = rounds.build_items(config(seed=4), dialogs)
+    assert rounds.build_items(cfg, dialogs, secret="s1") == items  # reproducible
+    other = rounds.build_items(config(seed=4), dialogs, secret="s1")
     assert [it.a_position for it in other] != [it.a_position for it in items]
+    other_secret = rounds.build_items(cfg, dialogs, secret="s2")
+    assert [it.a_position for it in other_secret] != [it.a_position for it in items]
+
+
+def test_screen_sides_cannot_be_computed_from_the_public_seed(store, registry):
+    # Issue 14 item 2: sides used to follow from code + seed alone (139 of 139 items computed offline).
+    # Two rounds with the same config and seed get independent sides from their own secrets.
+    rid1, cfg = make_round(store, registry, models=MODELS, eval_sets=["emotion"], seed=0)
+    rid2, _ = make_round(store, registry, name="second", models=MODELS, eval_sets=["emotion"], seed=0)
+    s1, s2 = store.get_round(rid1).secret, store.get_round(rid2).secret
+    assert len(s1) == 32 and s1 != s2
+    sides = [[it.a_position for it in rounds.load_items(store, r)] for r in (rid1, rid2)]
+    assert sides[0] != sides[1]
+    # What an annotator could compute offline (the old rule, or any guess of the secret) misses.
+    offline = [it.a_position for it in rounds.build_items(cfg, shipped_dialogs(), secret="")]
+    assert offline != sides[0]
+    agree = sum(a == b for a, b in zip(offline, sides[0])) / len(offline)
+    assert 0.2 < agree < 0.8, agree  # chance level, not a pattern
 
 
 def test_left_and_right_models_follow_the_stored_position():
@@ -89,19 +107,19 @@ def test_left_and_right_models_follow_the_stored_position():
 
 def test_subset_filters_keep_the_other_turns_as_they_were():
     dialogs = shipped_dialogs()
-    full = {it.key: it for it in rounds.build_items(config(seed=9), dialogs)}
-    subset = rounds.build_items(config(seed=9, dialogs=["persona-kimjihye-*"]), dialogs)
+    full = {it.key: it for it in rounds.build_items(config(seed=9), dialogs, secret="s1")}
+    subset = rounds.build_items(config(seed=9, dialogs=["persona-kimjihye-*"]), dialogs, secret="s1")
     assert subset and len(subset) < len(full)
     assert all(it.dialog_id.startswith("persona-kimjihye-") for it in subset)
     assert all(full[it.key] == it for it in subset)
-    assert rounds.build_items(config(categories=["no-such-category"]), dialogs) == []
+    assert rounds.build_items(config(categories=["no-such-category"]), dialogs, secret="s1") == []
 
 
 def test_sampled_pairing_draws_the_asked_number_of_pairs_weighted():
     dialogs = shipped_dialogs()
     cfg = RoundConfig(eval_sets=["persona", "dobae_qa", "instructions", "tool_calls"], models=MODELS,
                       annotators=["kim"], pairing="sampled", pairs_per_turn=2, weights={"m-alpha": 6.0})
-    items = rounds.build_items(cfg, dialogs)
+    items = rounds.build_items(cfg, dialogs, secret="s1")
     turns = rounds.select_steps(cfg, dialogs)
     assert len(items) == 2 * len(turns)
     per_turn = Counter((it.dialog_id, it.turn_index) for it in items)
@@ -174,7 +192,7 @@ def test_create_validates_against_eval_sets_models_and_annotators(store, registr
 def test_start_stores_items_with_positions_and_freezes_the_config(store, registry):
     rid, cfg = make_round(store, registry, models=MODELS, eval_sets=["emotion"], seed=11, judgements=2)
     stored = rounds.load_items(store, rid)
-    assert stored == rounds.build_items(cfg, shipped_dialogs())
+    assert stored == rounds.build_items(cfg, shipped_dialogs(), secret=store.get_round(rid).secret)
     assert store.get_round(rid).status == "running"
     with pytest.raises(RoundLocked):
         store.update_round_config(rid, {**cfg.stored(), "judgements": 5})

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from arena.store import AlreadyExists, NotFound, RatingInput, RoundLocked, Store, stable_hash, to_url
+from arena.store import (AlreadyExists, ItemClosed, NotFound, RatingInput, RoundItemInput, RoundLocked, Store,
+                         stable_hash, to_url)
 
 
 @pytest.fixture
@@ -342,3 +345,61 @@ def test_editing_a_rating_keeps_the_earlier_version(store: Store) -> None:
     assert (old.score, old.criteria, old.comment) == (2, ["fluency"], "어색한 문장")
     frame = store.ratings_frame()
     assert list(frame["score"]) == [5] and list(frame["comment"]) == ["다시 보니 좋음"]
+
+
+def _quota_round(store: Store, judgements: int, keys: list[str]) -> tuple[int, int, int]:
+    m1, m2 = store.upsert_model("m1", backend="local"), store.upsert_model("m2", backend="local")
+    rid = store.create_round("quota", {"models": ["m1", "m2"], "judgements": judgements})
+    store.start_round(rid, [RoundItemInput(k, n, "e", "d", 1, m1, m2, "left") for n, k in enumerate(keys)])
+    a = store.record_generation(model_id=m1, eval_set="e", dialog_id="d", turn_index=1, round_id=rid, text="가")
+    b = store.record_generation(model_id=m2, eval_set="e", dialog_id="d", turn_index=1, round_id=rid, text="나")
+    return rid, a, b
+
+
+def _at_once(*calls):
+    """Run the calls in threads released together; each result, or the exception it raised."""
+    barrier = threading.Barrier(len(calls))
+
+    def run(call):
+        barrier.wait()
+        try:
+            return call()
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            return exc
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def test_an_items_quota_holds_against_concurrent_votes(store: Store) -> None:
+    # Issue 14 item 9: two annotators could both vote on an item whose quota is one.
+    names = [f"ann{i}" for i in range(4)]
+    for n in names:
+        store.add_annotator(n, "pw")
+    rid, a, b = _quota_round(store, 1, [f"k{i}" for i in range(5)])
+    for i in range(5):
+        results = _at_once(*[lambda n=n: store.record_vote(round_id=rid, item_key=f"k{i}", generation_a_id=a,
+                                                           generation_b_id=b, a_position="left", annotator=n,
+                                                           choice="a") for n in names])
+        assert results.count(True) == 1, results
+        assert all(isinstance(r, ItemClosed) and r.reason == "quota" for r in results if r is not True), results
+    votes = store.votes_frame(rid)
+    assert votes.groupby("item_key").size().max() == 1 and len(votes) == 5
+
+
+def test_a_skipped_item_takes_no_vote_from_the_same_annotator(store: Store) -> None:
+    # Issue 14 item 9: skip in one tab and vote in another stored both.
+    store.add_annotator("ann", "pw")
+    rid, a, b = _quota_round(store, 3, [f"k{i}" for i in range(5)])
+    assert store.record_skip(round_id=rid, item_key="k0", annotator="ann", reason="모름")
+    with pytest.raises(ItemClosed, match="skipped"):
+        store.record_vote(round_id=rid, item_key="k0", generation_a_id=a, generation_b_id=b, a_position="left",
+                          annotator="ann", choice="a")
+    for i in range(1, 5):  # both at once: exactly one of them is stored
+        vote, skip = _at_once(
+            lambda: store.record_vote(round_id=rid, item_key=f"k{i}", generation_a_id=a, generation_b_id=b,
+                                      a_position="left", annotator="ann", choice="a"),
+            lambda: store.record_skip(round_id=rid, item_key=f"k{i}", annotator="ann", reason="모름"))
+        assert (vote is True) != (skip is True), (vote, skip)
+    stored = len(store.votes_frame(rid)) + len(store.skips_frame(rid))
+    assert stored == 5

@@ -145,7 +145,7 @@ def run_create(args: argparse.Namespace) -> int:
     with Store.open(args.db) as store:
         try:
             rid = rounds.create_round(store, args.name, config, dialogs=dialogs, registry=registry)
-            n = len(rounds.build_items(config, dialogs))
+            n = rounds.count_items(config, dialogs)
             print(f"created round {args.name!r} (id {rid}, draft): {n} items, "
                   f"{config.judgements} judgement(s) each, annotators: {', '.join(config.annotators)}")
             if args.start:

@@ -3,6 +3,7 @@
 from arena.store.engine import DEFAULT_URL, create_engine, to_url
 from arena.store.store import (
     AlreadyExists,
+    ItemClosed,
     NotFound,
     Judgement,
     RatingInput,
@@ -17,6 +18,7 @@ from arena.store.store import (
 __all__ = [
     "DEFAULT_URL",
     "AlreadyExists",
+    "ItemClosed",
     "NotFound",
     "Judgement",
     "RatingInput",

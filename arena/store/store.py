@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -57,6 +58,14 @@ class AlreadyExists(StoreError, ValueError):
 
 class RoundLocked(StoreError):
     """The round's state forbids the change (config edits after start, votes outside running)."""
+
+
+class ItemClosed(StoreError):
+    """A vote that the item cannot take: the annotator skipped it, or it has all its judgements."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason  # "skipped" | "quota": the UI words it in the annotator's language
 
 
 class RatingInput(NamedTuple):
@@ -516,7 +525,8 @@ class Store:
         """Create a round in ``draft``; raises AlreadyExists if the name is taken."""
         stmt = (
             self._insert(Round)
-            .values(name=name, config=dict(config), seed=seed, status="draft", created_at=utcnow())
+            .values(name=name, config=dict(config), seed=seed, secret=secrets.token_hex(16), status="draft",
+                    created_at=utcnow())
             .on_conflict_do_nothing(index_elements=["name"])
             .returning(Round.id)
         )
@@ -617,6 +627,18 @@ class Store:
                 raise RoundLocked(f"round {found.name!r} is {found.status}, not running")
             annotator_id = self._annotator_id(s, annotator)
             self._check_generations(s, [generation_a_id, generation_b_id])
+            self._lock_item(s, round_id, item_key)
+            mine = sa.and_(Vote.round_id == round_id, Vote.item_key == item_key, Vote.annotator_id == annotator_id)
+            if s.scalar(sa.select(Vote.id).where(mine)) is not None:
+                return False  # the first vote stands, and so do the ratings given with it
+            if s.scalar(sa.select(Skip.id).where(Skip.round_id == round_id, Skip.item_key == item_key,
+                                                 Skip.annotator_id == annotator_id)) is not None:
+                raise ItemClosed(f"annotator {annotator!r} skipped item {item_key!r}", "skipped")
+            quota = (found.config or {}).get("judgements")
+            votes = s.scalar(sa.select(sa.func.count()).select_from(Vote)
+                             .where(Vote.round_id == round_id, Vote.item_key == item_key))
+            if quota is not None and votes >= int(quota):
+                raise ItemClosed(f"item {item_key!r} already has its {quota} judgement(s)", "quota")
             stmt = (
                 self._insert(Vote)
                 .values(
@@ -638,6 +660,16 @@ class Store:
                 self._save_ratings(s, annotator_id, rows)
             return True
 
+    @staticmethod
+    def _lock_item(session: Session, round_id: int, item_key: str) -> None:
+        """Serialise votes and skips of one item (PostgreSQL row lock; SQLite's writer lock already does).
+
+        Votes share the round's lock, so without this two annotators could both take an item's last
+        judgement, or one annotator vote in one tab on the item they skipped in another.
+        """
+        session.execute(sa.select(RoundItem.id).where(RoundItem.round_id == round_id, RoundItem.item_key == item_key)
+                        .with_for_update())
+
     def voted_items(self, round_id: int, annotator: int | str) -> set[str]:
         """Item keys of a round this annotator has already voted on (to skip them in the queue)."""
         with self._reads() as s:
@@ -652,6 +684,7 @@ class Store:
             if found.status != "running":
                 raise RoundLocked(f"round {found.name!r} is {found.status}, not running")
             annotator_id = self._annotator_id(s, annotator)
+            self._lock_item(s, round_id, item_key)
             voted = s.scalar(sa.select(Vote.id).where(
                 Vote.round_id == round_id, Vote.item_key == item_key, Vote.annotator_id == annotator_id))
             if voted is not None:

@@ -133,7 +133,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
             return {message: f"⚠️ {problems}"}
         except (StoreError, ValueError) as exc:
             return {message: f"⚠️ {exc}"}
-        n = len(rounds.build_items(config, services.dialogs))
+        n = rounds.count_items(config, services.dialogs)
         return {**_round_choices(round_name.strip()), **_status(round_name.strip()),
                 message: t(lang, "round_created", name=round_name.strip(), items=n)}
 
