@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from arena.dialogs import Dialog
 from arena.replay import ReplayStep, steps
-from arena.store import NotFound, RatingInput, RoundItemInput, StoreError
+from arena.store import NotFound, RatingInput, RoundItemInput, RoundLocked, StoreError
 from backends.base import Options
 
 if TYPE_CHECKING:
@@ -238,6 +238,9 @@ def load_config(store: "Store", round_: int | str) -> tuple[Any, RoundConfig]:
 def start_round(store: "Store", round_: int | str, *, dialogs: list[Dialog]) -> int:
     """Freeze a draft round and write its items (pairs, positions); returns the number of items."""
     found, config = load_config(store, round_)
+    if found.status == "closed":
+        # Starting must never look like it worked on a round that stays closed.
+        raise RoundLocked(f"round {found.name!r} is closed; reopen it first (`arena round reopen {found.name}`)")
     if found.status != "draft":
         return len(store.round_items(found.id))
     items = build_items(config, dialogs, secret=found.secret)
@@ -250,6 +253,33 @@ def start_round(store: "Store", round_: int | str, *, dialogs: list[Dialog]) -> 
         RoundItemInput(it.key, n, it.eval_set, it.dialog_id, it.turn_index, ids[it.model_a], ids[it.model_b],
                        it.a_position) for n, it in enumerate(items)])
     return len(items)
+
+
+def close_round(store: "Store", round_: int | str) -> None:
+    """Stop judging a draft or running round; RoundLocked if it is already closed."""
+    found, _ = load_config(store, round_)
+    if found.status == "closed":
+        raise RoundLocked(f"round {found.name!r} is already closed")
+    store.close_round(found.id)
+
+
+def reopen_round(store: "Store", round_: int | str) -> str:
+    """Open a closed round again (running, or draft if it never started); items and votes stay as they were."""
+    found, _ = load_config(store, round_)
+    return store.reopen_round(found.id)
+
+
+# What each button / command can do in each state; the rounds tab enables only these.
+ROUND_ACTIONS: dict[str, frozenset[str]] = {
+    "draft": frozenset({"start", "close"}),
+    "running": frozenset({"pregen", "close"}),
+    "closed": frozenset({"reopen"}),
+}
+
+
+def allowed_actions(status: str | None) -> frozenset[str]:
+    """The round actions that work in ``status`` (none for no round)."""
+    return ROUND_ACTIONS.get(status or "", frozenset())
 
 
 def model_names(store: "Store") -> dict[int, str]:

@@ -1,10 +1,11 @@
-"""`arena round create|start|pregen|status|list`: blind A/B rounds from the command line.
+"""`arena round create|start|pregen|close|reopen|status|list`: blind A/B rounds from the command line.
 
   arena round create week-1 --eval-set selectstar_fashion --models polyglot-tiny,llama-tiny \\
       --annotators kim,lee --judgements 2 --seed 7
   arena round start week-1              # freezes the config and draws pairs and screen sides
   arena round pregen week-1 --concurrency llama-8b=32   # resumable: stored answers are skipped
   arena round status week-1
+  arena round close week-1              # no more votes; `arena round reopen week-1` undoes it
 """
 
 from __future__ import annotations
@@ -69,6 +70,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     _eval_sets_arg(g)
     add_db_argument(g)
     g.set_defaults(func=run_pregen)
+
+    cl = actions.add_parser("close", help="stop judging a round (votes are kept; `reopen` undoes it)")
+    cl.add_argument("name")
+    add_db_argument(cl)
+    cl.set_defaults(func=run_close)
+
+    ro = actions.add_parser("reopen", help="open a closed round again, its items and votes as they were")
+    ro.add_argument("name")
+    add_db_argument(ro)
+    ro.set_defaults(func=run_reopen)
 
     st = actions.add_parser("status", help="items done / total, votes per annotator and per model pair")
     st.add_argument("name")
@@ -166,6 +177,32 @@ def run_start(args: argparse.Namespace) -> int:
         except StoreError as exc:
             return _fail(str(exc))
     print(f"round {args.name!r} is running with {n} items; next: arena round pregen {args.name}")
+    return 0
+
+
+def run_close(args: argparse.Namespace) -> int:
+    from arena import rounds
+    from arena.store import Store, StoreError
+
+    with Store.open(args.db) as store:
+        try:
+            rounds.close_round(store, args.name)
+        except StoreError as exc:
+            return _fail(str(exc))
+    print(f"round {args.name!r} is closed: no more votes; undo with arena round reopen {args.name}")
+    return 0
+
+
+def run_reopen(args: argparse.Namespace) -> int:
+    from arena import rounds
+    from arena.store import Store, StoreError
+
+    with Store.open(args.db) as store:
+        try:
+            status = rounds.reopen_round(store, args.name)
+        except StoreError as exc:
+            return _fail(str(exc))
+    print(f"round {args.name!r} is {status} again; its items and votes are as they were")
     return 0
 
 
