@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from arena.access import is_researcher
 from backends.registry import ModelSpec, Registry, RegistryError
 from backends.vllm import VLLMError
 
@@ -123,12 +124,6 @@ async def _add_to_vllm(registry: Registry, base: str, adapter_dir: str | Path, n
         raise AdapterError(f"vLLM server of {base!r} did not load {adapter_dir}: {exc}{hint}",
                            502 if exc.status is None else 400) from None
     return full
-
-
-def is_researcher(store: Any, username: str | None) -> bool:
-    """Whether ``username`` is a researcher account."""
-    annotator = store.get_annotator(username) if username else None
-    return bool(annotator and annotator.role == "researcher")
 
 
 class AddAdapterRequest(BaseModel):

@@ -14,6 +14,7 @@ import gradio as gr
 import pandas as pd
 
 from arena import adapters as hotload
+from arena.access import is_researcher
 from arena.ui.i18n import t
 from arena.ui.services import Services
 from training.adapters import DEFAULT_ADAPTERS_DIR, AdapterInfo, find_adapters, read_adapter
@@ -36,18 +37,20 @@ def build(app: gr.Blocks, services: Services, lang: str, adapters_dir: Path = DE
     with gr.Tab(t(lang, "tab_adapters"), id="adapters", visible=False) as tab:
         gr.Markdown(t(lang, "adapters_intro"))
         with gr.Row():
-            directory = gr.Textbox(str(adapters_dir), label=t(lang, "adapters_dir"), scale=4, elem_id="adapters-dir")
+            # Folder and base models are filled in for researchers on load: initial values are public in
+            # Gradio's /config, and where adapters live is not for annotators (arena.access).
+            directory = gr.Textbox("", label=t(lang, "adapters_dir"), scale=4, elem_id="adapters-dir")
             refresh = gr.Button(t(lang, "adapters_refresh"), scale=1, elem_id="adapters-refresh")
         table = gr.Dataframe(interactive=False, elem_id="adapters-table")
         with gr.Row():
             adapter = gr.Dropdown([], label=t(lang, "adapters_pick"), scale=3, elem_id="adapters-pick")
-            base = gr.Dropdown(hotload.base_choices(services.registry), label=t(lang, "adapters_base"), scale=2,
+            base = gr.Dropdown([], label=t(lang, "adapters_base"), scale=2,
                                elem_id="adapters-base")
             load = gr.Button(t(lang, "adapters_load"), variant="primary", scale=1, elem_id="adapters-load")
         status = gr.Markdown(elem_id="adapters-status")
 
     def allowed(request: gr.Request | None) -> bool:
-        return hotload.is_researcher(services.store, getattr(request, "username", None))
+        return is_researcher(services.store, getattr(request, "username", None))
 
     def listing(folder: str) -> dict[Any, Any]:
         infos = find_adapters(Path(folder or adapters_dir))
@@ -59,7 +62,8 @@ def build(app: gr.Blocks, services: Services, lang: str, adapters_dir: Path = DE
     def show(folder: str, request: gr.Request) -> dict[Any, Any]:
         if not allowed(request):
             return {tab: gr.update(visible=False)}
-        return {tab: gr.update(visible=True), **listing(folder)}
+        folder = folder or str(adapters_dir)
+        return {tab: gr.update(visible=True), directory: folder, **listing(folder)}
 
     def refreshed(folder: str, request: gr.Request) -> dict[Any, Any]:
         return listing(folder) if allowed(request) else {status: t(lang, "researcher_only")}
@@ -81,7 +85,7 @@ def build(app: gr.Blocks, services: Services, lang: str, adapters_dir: Path = DE
             return {status: f"⚠️ {exc}"}
         return {**listing(folder), status: t(lang, "adapters_loaded", model=added)}
 
-    outputs = [tab, table, adapter, base, status]
+    outputs = [tab, directory, table, adapter, base, status]
     app.load(show, [directory], outputs, show_progress="hidden")
     refresh.click(refreshed, [directory], [table, adapter, base, status])
     directory.submit(refreshed, [directory], [table, adapter, base, status])

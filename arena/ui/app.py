@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from arena.adapters import is_researcher
+from arena.access import is_researcher
 from arena.ui import adapters_tab, blind_tab, leaderboard_tab, live_tab, overview, replay_tab, rounds_tab
 from arena.ui.blocks import ArenaBlocks
 from arena.ui.i18n import t
@@ -69,7 +69,7 @@ def build_app(services: Services, *, lang: str = "ko") -> gr.Blocks:
             with gr.Tab(t(lang, "tab_blind"), id="blind"):
                 blind_tab.build(app, services, lang)
             with gr.Tab(t(lang, "tab_overview"), id="overview"):
-                overview.build(services, lang)
+                overview.build(app, services, lang)
             # Researchers only (shown on load): standings would bias annotators voting in blind rounds.
             with gr.Tab(t(lang, "tab_leaderboard"), id="leaderboard", visible=False) as leaderboard:
                 leaderboard_tab.build(services, lang, leaderboard)

@@ -15,7 +15,7 @@ import gradio as gr
 
 from arena import rounds
 from arena.replay import step
-from arena.store import RatingInput, StoreError
+from arena.store import ItemClosed, RatingInput, StoreError
 from arena.ui import render
 from arena.ui.i18n import t
 from arena.ui.services import Services
@@ -157,6 +157,8 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
                        for gen, (score, crit, comment) in zip((a.left_generation, a.right_generation), sides))
         try:
             stored = rounds.submit_judgement(services.store, a, annotator, choice, left, right)
+        except ItemClosed as exc:  # skipped in another tab, or others took the item's last judgement
+            return {status: t(lang, f"blind_item_{exc.reason}")}
         except (StoreError, ValueError) as exc:
             return {status: f"⚠️ {exc}"}
         st.voted = True

@@ -16,7 +16,7 @@ import gradio as gr
 import pandas as pd
 
 from arena import PROJECT_ROOT, plots
-from arena.adapters import is_researcher
+from arena.access import is_researcher
 from arena.leaderboard import Leaderboards, build_leaderboards, display_table, metrics_wide
 from arena.ui.i18n import t
 from arena.ui.services import Services
@@ -188,7 +188,7 @@ def build(services: Services, lang: str, tab: gr.Tab | None = None, recall: Reca
     table("metrics")
     metric = gr.Dropdown([DEFAULT_METRIC], value=DEFAULT_METRIC, label=t(lang, "lb_metric_pick"), elem_id="lb-metric")
     metric_plot = gr.Plot(elem_id="lb-metric-plot")
-    _build_recall(services, lang, RecallRunner(recall))
+    _build_recall(services, lang, RecallRunner(recall), tab)
 
     inputs = [round_, eval_set, category, both_bad, anchor, n_boot, seed, metric]
     outputs = [*shown.values(), status, round_, anchor, metric, metric_plot, metrics_state]
@@ -227,10 +227,12 @@ def build(services: Services, lang: str, tab: gr.Tab | None = None, recall: Reca
     metric.input(lambda frame, name: {metric_plot: metric_figure(frame, name)}, [metrics_state, metric], [metric_plot])
 
 
-def _build_recall(services: Services, lang: str, runner: RecallRunner) -> None:
+def _build_recall(services: Services, lang: str, runner: RecallRunner, tab: gr.Tab | None = None) -> None:
     """The recall section: baseline and reference query always, registry models when ticked."""
     with gr.Accordion(t(lang, "lb_recall"), open=False):
-        models = gr.CheckboxGroup(services.registry.names(), value=[], label=t(lang, "lb_recall_models"),
+        # Choices are filled when a researcher opens the tab: initial values are public in /config,
+        # and the model list is not for annotators (arena.access).
+        models = gr.CheckboxGroup([], value=[], label=t(lang, "lb_recall_models"),
                                   elem_id="lb-recall-models")
         run = gr.Button(t(lang, "lb_recall_run"), elem_id="lb-recall-run")
         note = gr.Markdown(elem_id="lb-recall-status")
@@ -254,3 +256,11 @@ def _build_recall(services: Services, lang: str, runner: RecallRunner) -> None:
                 curve: recall_curve_figure(systems, n_boot=c.n_boot, seed=c.seed)}
 
     run.click(compute, [models], [note, table, curve])
+
+    def fill_models(request: gr.Request) -> dict[Any, Any]:
+        if not is_researcher(services.store, getattr(request, "username", None)):
+            return {}
+        return {models: gr.update(choices=services.registry.names())}
+
+    if tab is not None:
+        tab.select(fill_models, None, [models], show_progress="hidden")

@@ -9,6 +9,7 @@ from typing import Any
 
 import gradio as gr
 
+from arena.access import blind_models, named_models
 from arena.sidebyside import Side, stream_sides
 from arena.ui import render
 from arena.ui.i18n import t
@@ -42,12 +43,18 @@ def _assistant_message(side: Side) -> dict[str, Any]:
 
 def build(services: Services, lang: str, app: gr.Blocks | None = None) -> None:
     """Render the live tab inside the current Blocks context and wire its events."""
-    names = services.registry.names()
     state = gr.State(LiveState())
     with gr.Row():
-        models = gr.CheckboxGroup(names, value=names[:2], label=t(lang, "models_pick"), elem_id="live-models")
-    if app is not None:  # models added at run time (Adapters tab) appear on the next page load
-        app.load(lambda: gr.update(choices=services.registry.names()), None, [models], show_progress="hidden")
+        # Filled on page load with what this account may use (arena.access; runtime adapters included):
+        # a component's initial value is public in Gradio's /config.
+        models = gr.CheckboxGroup([], value=[], label=t(lang, "models_pick"), elem_id="live-models")
+
+    def fill_models(request: gr.Request) -> dict[Any, Any]:
+        names = named_models(services.registry, services.store, request.username)
+        return {models: gr.update(choices=names, value=names[:2])}
+
+    if app is not None:
+        app.load(fill_models, None, [models], show_progress="hidden")
     with gr.Accordion(t(lang, "persona_from"), open=False):
         system = gr.Textbox(lines=3, show_label=False, elem_id="live-system")
     views = build_sides(lang, "live", with_gt=False, with_rating=False)
@@ -64,13 +71,14 @@ def build(services: Services, lang: str, app: gr.Blocks | None = None) -> None:
     def transcript(history: list[dict[str, Any]], tail: str = "") -> str:
         return render.dialog_html(history, lang, reference=False) + tail
 
-    def start(text: str, chosen: list[str], st: LiveState) -> dict[Any, Any]:
+    def start(text: str, chosen: list[str], st: LiveState, request: gr.Request) -> dict[Any, Any]:
         text = (text or "").strip()
         if not text:
             return {status: ""}
         if len(text) > MAX_MESSAGE_CHARS:
             return {status: t(lang, "message_too_long", n=len(text), max=MAX_MESSAGE_CHARS)}
-        picked = [m for m in chosen if m in services.registry][:4]
+        allowed = named_models(services.registry, services.store, request.username)
+        picked = [m for m in chosen if m in allowed][:4]  # a forged pick of a withheld model is dropped
         if len(picked) < 1:
             return {status: t(lang, "pick_models")}
         if picked != st.models:  # a new set of models starts a new conversation
@@ -89,6 +97,16 @@ def build(services: Services, lang: str, app: gr.Blocks | None = None) -> None:
 
     async def answer(system_text: str, st: LiveState, request: gr.Request):
         if not st.models or not st.histories or st.histories[0][-1:] == [] or st.histories[0][-1]["role"] != "user":
+            return
+        if withheld := set(st.models) & blind_models(services.store, request.username):
+            # A round opened since this conversation started (regenerate): its models answer no more.
+            yield {views[i].answer: render.error_html(t(lang, "model_withheld"), lang)
+                   for i, m in enumerate(st.models) if m in withheld}
+            return
+        if withheld := set(st.models) & blind_models(services.store, request.username):
+            # A round opened since this conversation started (regenerate): its models answer no more.
+            yield {views[i].answer: render.error_html(t(lang, "model_withheld"), lang)
+                   for i, m in enumerate(st.models) if m in withheld}
             return
         backends = [(m, services.registry[m]) for m in st.models]
         # Every side saw the same user turns; their own earlier answers differ, so stream per history.
@@ -139,7 +157,7 @@ def build(services: Services, lang: str, app: gr.Blocks | None = None) -> None:
 
     def reset(st: LiveState) -> dict[Any, Any]:
         fresh = LiveState()
-        out = reset_updates(views, st.models or names[:2], lang)
+        out = reset_updates(views, st.models, lang)
         out.update({state: fresh, status: ""})
         return out
 

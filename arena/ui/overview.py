@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 import gradio as gr
 import pandas as pd
 
+from arena.access import is_researcher, named_models
 from arena.dialogs import Dialog
 from arena.ui.i18n import t
 from arena.ui.services import Services
@@ -27,17 +28,28 @@ def eval_set_table(dialogs: list[Dialog], lang: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-def model_table(services: Services, lang: str) -> pd.DataFrame:
-    """One row per configured model: name, kind, where it lives."""
+def model_table(services: Services, lang: str, username: str | None) -> pd.DataFrame:
+    """The models this account may see: for researchers every model with its kind and where it lives;
+    for annotators only the names they can pick in Replay and Live (paths, URLs and the models of
+    their open blind rounds are not theirs to know)."""
     reg = services.registry
-    rows = [[name, spec.kind, spec.target()] for name, spec in reg.specs.items()]
-    cols = [t(lang, k) for k in ("col_model", "col_kind", "col_target")]
-    return pd.DataFrame(rows, columns=cols)
+    if is_researcher(services.store, username):
+        rows = [[name, spec.kind, spec.target()] for name, spec in reg.specs.items()]
+        return pd.DataFrame(rows, columns=[t(lang, k) for k in ("col_model", "col_kind", "col_target")])
+    names = named_models(reg, services.store, username)
+    return pd.DataFrame([[n] for n in names], columns=[t(lang, "col_model")])
 
 
-def build(services: Services, lang: str) -> None:
+def build(app: gr.Blocks, services: Services, lang: str) -> None:
     """Render the overview tab's components inside the current Blocks context."""
     gr.Markdown(f"### {t(lang, 'eval_sets')}")
     gr.Dataframe(eval_set_table(services.dialogs, lang), interactive=False, elem_id="eval-sets-table")
     gr.Markdown(f"### {t(lang, 'models')}")
-    gr.Dataframe(model_table(services, lang), interactive=False, elem_id="models-table")
+    # Filled per account on page load (runtime adapters included); built empty, since a component's
+    # initial value is served to anyone in Gradio's /config.
+    table = gr.Dataframe(pd.DataFrame(columns=[t(lang, "col_model")]), interactive=False, elem_id="models-table")
+
+    def fill(request: gr.Request) -> pd.DataFrame:
+        return model_table(services, lang, request.username)
+
+    app.load(fill, None, [table], show_progress="hidden")

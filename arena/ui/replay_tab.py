@@ -9,6 +9,7 @@ from typing import Any
 import gradio as gr
 
 from arena import rating
+from arena.access import named_models
 from arena.replay import ReplayStep, step, steps
 from arena.sidebyside import stream_sides
 from arena.store import stable_hash
@@ -38,20 +39,17 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
     """Render the replay tab inside ``app`` and wire its events."""
     sets = services.eval_sets()
     first_set = "selectstar_fashion" if "selectstar_fashion" in sets else (sets[0] if sets else None)
-    model_names = services.registry.names()
-
     state = gr.State(ReplayState())
     with gr.Row():
         eval_set = gr.Dropdown(sets, value=first_set, label=t(lang, "eval_set"), elem_id="replay-eval-set")
         dialog = gr.Dropdown([], label=t(lang, "dialog"), elem_id="replay-dialog")
         turn = gr.Dropdown([], label=t(lang, "turn"), elem_id="replay-turn")
     with gr.Row():
-        models = gr.CheckboxGroup(model_names, value=model_names[:2], label=t(lang, "models_pick"),
-                                  elem_id="replay-models")
+        # Empty until the page loads: the choices depend on who is logged in (arena.access), and a
+        # component's initial value is public in Gradio's /config.
+        models = gr.CheckboxGroup([], value=[], label=t(lang, "models_pick"), elem_id="replay-models")
         next_btn = gr.Button(t(lang, "next_unrated"), elem_id="replay-next", variant="secondary")
         stop_btn = gr.Button(t(lang, "stop"), elem_id="replay-stop", variant="stop")
-    # Models added at run time (Adapters tab) appear on the next page load.
-    app.load(lambda: gr.update(choices=services.registry.names()), None, [models], show_progress="hidden")
     progress = gr.Markdown(elem_id="replay-progress")
     with gr.Accordion(t(lang, "system_prompt"), open=False, visible=False) as system_box:
         system_md = gr.Markdown(elem_id="replay-system")
@@ -83,7 +81,13 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         options = [(_step_label(s, lang), s.turn_index) for s in steps(d)]
         return {turn: gr.update(choices=options, value=options[0][1] if options else None)}
 
-    def show_step(dialog_id: str | None, turn_index: int | None, chosen: list[str], st: ReplayState) -> dict[Any, Any]:
+    def fill_models(request: gr.Request) -> dict[Any, Any]:
+        """The models this account may use here (models added at run time included), two ticked."""
+        names = named_models(services.registry, services.store, request.username)
+        return {models: gr.update(choices=names, value=names[:2])}
+
+    def show_step(dialog_id: str | None, turn_index: int | None, chosen: list[str], st: ReplayState,
+                  allowed: list[str]) -> dict[Any, Any]:
         """Show the reference history up to the turn and clear the sides; generation follows."""
         d = services.by_id.get(dialog_id or "")
         out: dict[Any, Any] = {}
@@ -91,7 +95,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
             st.dialog_id = None
             return {state: st, history: "", status: ""}
         s = step(d, int(turn_index))
-        picked = [m for m in chosen if m in services.registry][:4]
+        picked = [m for m in chosen if m in allowed][:4]  # a forged pick of a withheld model is dropped
         st.dialog_id, st.turn_index, st.models = d.id, s.turn_index, picked
         st.epoch += 1
         st.generation_ids, st.failed = [None] * len(picked), [False] * len(picked)
@@ -107,7 +111,8 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
                                 chosen: list[str], st: ReplayState):
         """Show the step, then stream every chosen model's answer at once; store each when done.
         One handler, so a newer selection can never interleave with an older one's updates."""
-        yield show_step(dialog_id, turn_index, chosen, st)
+        yield show_step(dialog_id, turn_index, chosen, st,
+                        named_models(services.registry, services.store, request.username))
         async for update in generate(st, request):
             yield update
 
@@ -212,7 +217,8 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         chain(next_btn.click(go_next, [eval_set, state], [dialog, turn, status], **quiet)),
         chain(submit.click(submit_ratings, [state, *rating_inputs(views)], [dialog, turn, status, progress], **quiet)),
         # The first page view opens the first unrated turn of the default set.
-        chain(app.load(choose_set, [eval_set], [dialog, turn, progress])
+        chain(app.load(fill_models, None, [models], show_progress="hidden")
+              .then(choose_set, [eval_set], [dialog, turn, progress])
               .then(go_next, [eval_set, state], [dialog, turn, status])),
     ]
     stop_btn.click(None, None, None, cancels=streams)

@@ -17,6 +17,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from arena import export, pregen, rounds
+from arena.access import is_researcher
 from arena.store import StoreError
 from arena.ui.i18n import t
 from arena.ui.services import Services
@@ -64,8 +65,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
             create_btn = gr.Button(t(lang, "round_create"), variant="primary", elem_id="round-create")
 
     def researcher(request: gr.Request) -> bool:
-        who = services.store.get_annotator(request.username) if request.username else None
-        return who is not None and who.role == "researcher"
+        return is_researcher(services.store, request.username)
 
     denied = {message: t(lang, "rounds_researchers_only")}
     status_outputs = [summary, per_annotator, per_pair]
