@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -148,6 +149,37 @@ def stable_hash(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+# Login throttle per account (kept in the store, so every arena process counts the same failures).
+LOGIN_FAILURE_LIMIT = 5  # wrong passwords in a row before the account is locked
+LOGIN_LOCK_BASE_S = 30.0  # the first lock; each further wrong password doubles it ...
+LOGIN_LOCK_MAX_S = 900.0  # ... up to 15 minutes
+SESSION_TOUCH_EVERY = dt.timedelta(minutes=1)
+
+
+class LoginResult(NamedTuple):
+    """How a login attempt ended: ``reason`` is ok, wrong, locked, disabled (or throttled, by the server)."""
+
+    ok: bool
+    reason: str
+    retry_after_s: float = 0.0  # locked: seconds until the next attempt is checked
+    locked_now: bool = False  # this attempt locked the account (one log line per lockout)
+    failures: int = 0  # wrong passwords in a row so far
+
+
+def _login_refusal(row: Any, now: dt.datetime) -> LoginResult | None:
+    """Why an account's login is refused before its password is checked, if it is."""
+    if row.disabled:
+        return LoginResult(False, "disabled")
+    if row.locked_until is not None and row.locked_until > now:
+        return LoginResult(False, "locked", (row.locked_until - now).total_seconds(), False, row.failed_logins)
+    return None
+
+
+def _token_hash(token: str) -> str:
+    """What the sessions table keeps of a session token: a stolen database logs nobody in."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 class Store:
     """The ratings store: annotators, models, rounds, generations, ratings and votes."""
 
@@ -271,23 +303,108 @@ class Store:
         return new_id
 
     def set_password(self, name: str, password: str) -> None:
-        """Replace an annotator's password."""
+        """Replace an annotator's password; their sessions end and their login lock is lifted."""
         if not password:
             raise ValueError("password is empty")
         password_hash = hash_password(password)
         with self._tx() as s:
-            done = s.execute(
-                sa.update(Annotator).where(Annotator.name == name).values(password_hash=password_hash)
-            )
-            if done.rowcount == 0:
-                raise NotFound(f"no annotator {name!r}")
+            annotator_id = self._annotator_id(s, name)
+            s.execute(sa.update(Annotator).where(Annotator.id == annotator_id)
+                      .values(password_hash=password_hash, failed_logins=0, locked_until=None))
+            s.execute(sa.delete(LoginSession).where(LoginSession.annotator_id == annotator_id))
+
+    def set_disabled(self, name: str, disabled: bool) -> None:
+        """Disable an account (it cannot log in, its sessions end; its ratings stay) or enable it again."""
+        with self._tx() as s:
+            annotator_id = self._annotator_id(s, name)
+            values: dict[str, Any] = {"disabled": disabled}
+            if not disabled:  # a researcher re-enabling an account also lifts a login lock
+                values.update(failed_logins=0, locked_until=None)
+            s.execute(sa.update(Annotator).where(Annotator.id == annotator_id).values(**values))
+            if disabled:
+                s.execute(sa.delete(LoginSession).where(LoginSession.annotator_id == annotator_id))
 
     def verify_password(self, name: str, password: str) -> bool:
-        """Whether ``name`` exists and ``password`` is theirs."""
+        """Whether ``name`` is an enabled account and ``password`` is theirs (no throttling: see login)."""
         with self._reads() as s:
-            stored = s.scalar(sa.select(Annotator.password_hash).where(Annotator.name == name))
-        ok = check_password(password, stored or _DUMMY_HASH)
-        return ok and stored is not None
+            row = s.execute(sa.select(Annotator.password_hash, Annotator.disabled).where(Annotator.name == name)).first()
+        ok = check_password(password, row.password_hash if row else _DUMMY_HASH)
+        return ok and row is not None and not row.disabled
+
+    def login(self, name: str, password: str, *, now: dt.datetime | None = None) -> LoginResult:
+        """Check a password under the account's throttle: from LOGIN_FAILURE_LIMIT wrong ones in a row on,
+        the account is locked for a doubling time, and attempts while it is locked are refused unchecked."""
+        now = now or utcnow()
+        stmt = sa.select(Annotator.id, Annotator.password_hash, Annotator.disabled, Annotator.failed_logins,
+                         Annotator.locked_until).where(Annotator.name == name)
+        with self._reads() as s:  # a refusal costs one read, not a write: no lock for a guesser to hog
+            row = s.execute(stmt).first()
+        if row is None:
+            check_password(password, _DUMMY_HASH)  # as slow as a wrong password: names stay secret
+            return LoginResult(False, "wrong")
+        if (refused := _login_refusal(row, now)) is not None:
+            return refused
+        with self._tx() as s:
+            # Counted as wrong before the (slow) check, under the same lock as the test above (repeated:
+            # a parallel attempt may have counted first), so a burst of parallel guesses, from any number
+            # of arena processes, gets as many checks as the limit allows. A right password resets it.
+            row = s.execute(stmt.with_for_update()).first()
+            if row is None or (refused := _login_refusal(row, now)) is not None:
+                return refused or LoginResult(False, "wrong")
+            failures = row.failed_logins + 1
+            lock_s = 0.0
+            if failures >= LOGIN_FAILURE_LIMIT:
+                lock_s = min(LOGIN_LOCK_MAX_S, LOGIN_LOCK_BASE_S * 2 ** min(failures - LOGIN_FAILURE_LIMIT, 16))
+            s.execute(sa.update(Annotator).where(Annotator.id == row.id).values(
+                failed_logins=failures, locked_until=now + dt.timedelta(seconds=lock_s) if lock_s else None))
+        if not check_password(password, row.password_hash):  # outside the transaction: ~70 ms
+            return LoginResult(False, "wrong", lock_s, lock_s > 0, failures)
+        with self._tx() as s:
+            s.execute(sa.update(Annotator).where(Annotator.id == row.id).values(failed_logins=0, locked_until=None))
+        return LoginResult(True, "ok")
+
+    def create_session(self, name: str, *, purge_idle: dt.timedelta | None = None) -> str:
+        """Start a login session for an account and return its token (only its hash is stored)."""
+        token = secrets.token_urlsafe(32)
+        now = utcnow()
+        with self._tx() as s:
+            annotator_id = self._annotator_id(s, name)
+            if purge_idle is not None:  # logins are rare: a good time to drop sessions nobody will resume
+                s.execute(sa.delete(LoginSession).where(LoginSession.last_seen_at < now - purge_idle))
+            s.execute(sa.insert(LoginSession).values(token_hash=_token_hash(token), annotator_id=annotator_id,
+                                                     created_at=now, last_seen_at=now))
+        return token
+
+    def session_user(self, token: str, *, idle: dt.timedelta, now: dt.datetime | None = None) -> str | None:
+        """The account name of a session token; None if unknown, idle longer than ``idle`` or disabled."""
+        now = now or utcnow()
+        stmt = (sa.select(LoginSession.id, LoginSession.last_seen_at, Annotator.name, Annotator.disabled)
+                .join(Annotator, Annotator.id == LoginSession.annotator_id)
+                .where(LoginSession.token_hash == _token_hash(token)))
+        with self._reads() as s:
+            row = s.execute(stmt).first()
+        if row is None or row.disabled:
+            return None
+        if now - row.last_seen_at > idle:
+            with self._tx() as s:
+                s.execute(sa.delete(LoginSession).where(LoginSession.id == row.id))
+            return None
+        # At most one write a minute per session (sooner only for an idle time under four minutes).
+        if now - row.last_seen_at > min(SESSION_TOUCH_EVERY, idle / 4):
+            with self._tx() as s:
+                s.execute(sa.update(LoginSession).where(LoginSession.id == row.id).values(last_seen_at=now))
+        return row.name
+
+    def end_session(self, token: str) -> bool:
+        """Log one session out; False if it was not (or no longer) there."""
+        with self._tx() as s:
+            return s.execute(sa.delete(LoginSession).where(LoginSession.token_hash == _token_hash(token))).rowcount > 0
+
+    def end_sessions(self, annotator: int | str) -> int:
+        """Log an account out everywhere; returns how many sessions ended."""
+        with self._tx() as s:
+            annotator_id = self._annotator_id(s, annotator)
+            return s.execute(sa.delete(LoginSession).where(LoginSession.annotator_id == annotator_id)).rowcount
 
     def get_annotator(self, annotator: int | str) -> Annotator | None:
         """An annotator by id or name (detached), or None."""
