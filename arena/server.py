@@ -59,7 +59,7 @@ def create_app(services):
     import gradio as gr
     from fastapi import FastAPI
 
-    from arena.ui.app import CSS, SHORTCUTS_JS, build_app
+    from arena.ui.app import BLIND_SHORTCUTS_JS, CSS, SHORTCUTS_JS, build_app
 
     try:
         # Annotators send scores, comments and chat messages, never files: a request body over 1 MiB is
@@ -82,8 +82,8 @@ def create_app(services):
         blocks = build_app(services, lang=lang).queue(default_concurrency_limit=None)
         hide_api_description(blocks)
         skip_queue_analytics(blocks)
-        app = gr.mount_gradio_app(app, blocks, path=path or "/", auth=auth, css=CSS, head=SHORTCUTS_JS, ssr_mode=False,
-                                  footer_links=[])
+        app = gr.mount_gradio_app(app, blocks, path=path or "/", auth=auth, css=CSS,
+                                  head=SHORTCUTS_JS + BLIND_SHORTCUTS_JS, ssr_mode=False, footer_links=[])
     return app
 
 

@@ -229,13 +229,13 @@ def test_researcher_creates_starts_and_pregenerates_in_the_ui(blind_server):
     bad = json.dumps(s.call("rounds_create", _inputs(s, "rounds_create", **{**fields, "round-name": "x",
                                                                               "round-models": ["llama-tiny"]})),
                      ensure_ascii=False)
-    assert "⚠️" in bad and "models" in bad
+    assert "⚠️" in bad and "모델을 2개 이상 고르세요" in bad
     started = json.dumps(s.call("rounds_start", _inputs(s, "rounds_start", **{"rounds-pick": "ui-round"})),
                          ensure_ascii=False)
     assert "시작" in started
     done = json.dumps(s.call("rounds_pregen", _inputs(s, "rounds_pregen", **{"rounds-pick": "ui-round"})),
                       ensure_ascii=False)
-    assert f"{2 * n_items} answers needed: 0 already stored, {2 * n_items} generated, 0 failed" in done, done
+    assert f"필요한 답변 {2 * n_items}개 · 이미 저장됨 0개 · 새로 생성 {2 * n_items}개 · 실패 0개" in done, done
     with Store.open(db) as store:
         found = store.get_round("ui-round")
         gens = store.generations_frame(found.id)

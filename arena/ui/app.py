@@ -26,6 +26,12 @@ CSS = """
 .arena-gt { border-top: 1px dashed #bbb; margin-top: 6px; padding-top: 4px; }
 .arena-figures { font-size: 0.85em; color: #444; }
 .arena-side.arena-active { outline: 2px solid #4c8bf5; border-radius: 8px; }
+/* The blind tab's status, vote and submit stay at the bottom of the window while the answers scroll.
+   Gradio's container clips with overflow: hidden, which makes it a scroll container and defeats
+   sticky; overflow: clip clips the same without being one. */
+.gradio-container { overflow: clip !important; }
+#blind-actions { position: sticky; bottom: 0; z-index: 20; background: var(--body-background-fill);
+                 border-top: 1px solid var(--border-color-primary); padding: 6px 0; }
 """
 
 SHORTCUTS_JS = """
@@ -55,9 +61,60 @@ SHORTCUTS_JS = """
 """
 
 
+BLIND_SHORTCUTS_JS = """
+<script>
+// Blind tab keys (only while it is showing): 1-5 score the highlighted side, then move to the other;
+// A / B / T / X pick "A better" / "B better" / tie / both bad; Ctrl+Enter submits the vote.
+// Keys are read by physical position (ev.code), so they work with the Korean IME on (A types ㅁ).
+// Registered on window in the capture phase, so the replay tab's document listener never sees them.
+(function () {
+  let active = 0;
+  const shown = (e) => !!e && e.offsetParent !== null;
+  const sides = () => [0, 1].map(i => document.getElementById('blind-side-' + i)).filter(shown);
+  const mark = () => sides().forEach((e, i) => e.classList.toggle('arena-active', i === active));
+  const votes = {KeyA: 'left', KeyB: 'right', KeyT: 'tie', KeyX: 'both_bad'};
+  const handled = (ev) => { ev.preventDefault(); ev.stopImmediatePropagation(); };
+  window.addEventListener('keydown', (ev) => {
+    const submit = document.getElementById('blind-submit');
+    if (!shown(submit)) return;
+    if (ev.ctrlKey && ev.key === 'Enter') { submit.click(); handled(ev); return; }
+    const tag = (ev.target.tagName || '').toLowerCase();
+    if (tag === 'textarea' || (tag === 'input' && ev.target.type === 'text')) return;
+    if (ev.ctrlKey || ev.altKey || ev.metaKey) return;
+    if (votes[ev.code]) {
+      const radio = document.querySelector('#blind-vote input[value="' + votes[ev.code] + '"]');
+      if (radio && !radio.disabled) radio.click();
+      handled(ev); return;
+    }
+    const digit = /^(?:Digit|Numpad)([1-5])$/.exec(ev.code);
+    if (!digit) return;
+    const list = sides(); if (!list.length) return;
+    active = Math.min(active, list.length - 1);
+    const idx = list[active].id.split('-').pop();
+    const radio = document.querySelector('#blind-score-' + idx + ' input[value="' + digit[1] + '"]');
+    if (radio && !radio.disabled) { radio.click(); active = (active + 1) % list.length; mark(); }
+    handled(ev);
+  }, true);
+  document.addEventListener('click', (ev) => {
+    const side = ev.target.closest && ev.target.closest('[id^="blind-side-"]');
+    if (side) { active = Math.max(0, sides().indexOf(side)); mark(); }
+  });
+})();
+</script>
+"""
+
+
+def gradio_strings(lang: str) -> "gr.I18n":
+    """Gradio's own strings that its locales lack (its status announcer reads out the raw key
+    ``common.complete``), in the page's language whatever the browser's locale."""
+    text = {"common.complete": t(lang, "gradio_complete")}
+    return gr.I18n(en=text, ko=text)
+
+
 def build_app(services: Services, *, lang: str = "ko") -> gr.Blocks:
     """The whole UI for one language; building has no side effects beyond creating components."""
     with ArenaBlocks(title=t(lang, "title")) as app:
+        app.i18n_instance = gradio_strings(lang)  # read by gradio's config route (mount_gradio_app sets none)
         with gr.Row():
             gr.Markdown(f"## {t(lang, 'title')}")
             gr.Markdown(t(lang, "switch_lang"), elem_id="lang-switch")

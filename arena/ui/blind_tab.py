@@ -46,6 +46,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         round_dd = gr.Dropdown([], label=t(lang, "blind_round"), elem_id="blind-round", scale=3)
         next_btn = gr.Button(t(lang, "blind_next"), elem_id="blind-next", variant="secondary", scale=1)
     progress = gr.Markdown(elem_id="blind-progress")
+    gr.Markdown(t(lang, "blind_shortcuts"), elem_id="blind-shortcuts")  # keys: BLIND_SHORTCUTS_JS in app.py
     with gr.Accordion(t(lang, "system_prompt"), open=False, visible=False) as system_box:
         system_md = gr.Markdown(elem_id="blind-system")
     history = gr.HTML(elem_id="blind-history")
@@ -53,14 +54,19 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         gt = gr.HTML(elem_id="blind-gt")
     views = build_sides(lang, "blind", with_gt=False, with_rating=True, n=2)
     for i, view in enumerate(views):
-        view.score.label = t(lang, "blind_score_label", side=SIDE_LETTERS[i])  # no keyboard shortcuts here
-    vote = gr.Radio([(t(lang, f"blind_vote_{c}"), c) for c in rounds.SCREEN_CHOICES], label=t(lang, "blind_vote"),
-                    elem_id="blind-vote", interactive=False)
-    submit = gr.Button(t(lang, "blind_submit"), variant="primary", elem_id="blind-submit", interactive=False)
+        view.score.label = t(lang, "blind_score_label", side=SIDE_LETTERS[i])
+    # Kept on screen (sticky, CSS in app.py) with the status right above the vote: a refusal such as
+    # "pick a vote" shows where the annotator is looking, however long the answers are.
+    with gr.Column(elem_id="blind-actions"):
+        status = gr.Markdown(elem_id="blind-status")
+        with gr.Row(equal_height=True):
+            vote = gr.Radio([(t(lang, f"blind_vote_{c}"), c) for c in rounds.SCREEN_CHOICES],
+                            label=t(lang, "blind_vote"), elem_id="blind-vote", interactive=False, scale=4)
+            submit = gr.Button(t(lang, "blind_submit"), variant="primary", elem_id="blind-submit", interactive=False,
+                               scale=1)
     with gr.Row():
         skip_reason = gr.Textbox(label=t(lang, "blind_skip_reason"), lines=1, elem_id="blind-skip-reason", scale=4)
         skip_btn = gr.Button(t(lang, "blind_skip"), elem_id="blind-skip", scale=1, interactive=False)
-    status = gr.Markdown(elem_id="blind-status")
 
     side_parts = [c for v in views for c in (v.column, v.header, v.answer, v.timing, *v.rating_components())]
     item_outputs = [state, progress, system_box, system_md, history, gt, vote, submit, skip_btn, skip_reason,
@@ -120,6 +126,15 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
                     system_box: gr.update(visible=bool(dialog.system)), system_md: dialog.system or "",
                     vote: gr.update(value=None, interactive=True), submit: gr.update(interactive=True),
                     skip_btn: gr.update(interactive=True), skip_reason: ""})
+        return out
+
+    def next_clicked(round_name: str | None, st: BlindState, request: gr.Request) -> dict[Any, Any]:
+        """Next item, with the round list read again: rounds started (or closed) since the page
+        loaded appear (or go) without a browser reload."""
+        names = rounds.rounds_for(services.store, request.username or "")
+        chosen = round_name if round_name in names else (names[0] if names else None)
+        out = serve(chosen, st, request)
+        out[round_dd] = gr.update(choices=names, value=chosen)
         return out
 
     def _reveal(a: rounds.Assignment) -> dict[Any, Any]:
@@ -190,7 +205,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
     app.load(load_rounds, None, [round_dd, status], api_name="blind_rounds").then(
         serve, [round_dd, state], item_outputs, api_name="blind_next_on_load", show_progress="hidden")
     round_dd.input(serve, [round_dd, state], item_outputs, api_name="blind_round_changed")
-    next_btn.click(serve, [round_dd, state], item_outputs, api_name="blind_next")
+    next_btn.click(next_clicked, [round_dd, state], [round_dd, *item_outputs], api_name="blind_next")
     # trigger_mode="once": clicks while a submission is running are dropped in the browser; the
     # store's unique vote per (round, item, annotator) makes any that still arrive count once.
     submit.click(submit_vote, [state, vote, *rating_values], [state, status, progress, vote, submit, skip_btn,

@@ -18,9 +18,49 @@ from pydantic import ValidationError
 
 from arena import export, pregen, rounds
 from arena.access import is_researcher
-from arena.store import StoreError
+from arena.store import AlreadyExists, StoreError
 from arena.ui.i18n import t
 from arena.ui.services import Services
+
+
+def form_problems(lang: str, name: str | None, sets: list[str] | None, models: list[str] | None,
+                  people: list[str] | None, pairing: str, pairs_per_turn: float | None,
+                  weights: str | None) -> list[str]:
+    """Everything wrong with the new-round form, in the page's language, all at once (empty when fine)."""
+    problems = []
+    if not (name or "").strip():
+        problems.append(t(lang, "round_err_name"))
+    if not sets:
+        problems.append(t(lang, "round_err_eval_sets"))
+    if len(models or []) < 2:
+        problems.append(t(lang, "round_err_models"))
+    if not people:
+        problems.append(t(lang, "round_err_annotators"))
+    if pairing == "sampled":
+        n_pairs = len(models or []) * (len(models or []) - 1) // 2
+        if len(models or []) >= 2 and int(pairs_per_turn or 1) > n_pairs:
+            problems.append(t(lang, "round_err_pairs", n=int(pairs_per_turn or 1), max=n_pairs))
+        try:
+            parsed = rounds.parse_weights(weights or "")
+        except rounds.RoundError:
+            problems.append(t(lang, "round_err_weights"))
+        else:
+            if unknown := sorted(set(parsed) - set(models or [])):
+                problems.append(t(lang, "round_err_weight_models", models=", ".join(unknown)))
+            if any(w <= 0 for w in parsed.values()):
+                problems.append(t(lang, "round_err_weight_positive"))
+    return problems
+
+
+def create_error(lang: str, name: str | None, exc: Exception) -> str:
+    """The store's refusal of a new round, in the page's language where the form can cause it."""
+    if isinstance(exc, AlreadyExists):
+        return t(lang, "round_err_exists", name=(name or "").strip())
+    if "reveals model" in str(exc):
+        return t(lang, "round_err_reveals", name=(name or "").strip())
+    if "select no turns" in str(exc):
+        return t(lang, "round_err_no_turns")
+    return str(exc)
 
 
 def build(app: gr.Blocks, services: Services, lang: str) -> None:
@@ -33,10 +73,18 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         with gr.Row():
             per_annotator = gr.Dataframe(interactive=False, elem_id="rounds-per-annotator")
             per_pair = gr.Dataframe(interactive=False, elem_id="rounds-per-pair")
+        # Enabled by _status for the selected round's state only (rounds.ROUND_ACTIONS).
         with gr.Row():
-            start_btn = gr.Button(t(lang, "rounds_start"), elem_id="rounds-start")
-            pregen_btn = gr.Button(t(lang, "rounds_pregen"), elem_id="rounds-pregen", variant="primary")
-            close_btn = gr.Button(t(lang, "rounds_close"), elem_id="rounds-close", variant="stop")
+            start_btn = gr.Button(t(lang, "rounds_start"), elem_id="rounds-start", interactive=False)
+            pregen_btn = gr.Button(t(lang, "rounds_pregen"), elem_id="rounds-pregen", variant="primary",
+                                   interactive=False)
+            close_btn = gr.Button(t(lang, "rounds_close"), elem_id="rounds-close", variant="stop", interactive=False)
+            reopen_btn = gr.Button(t(lang, "rounds_reopen"), elem_id="rounds-reopen", interactive=False)
+        # Closing stops every annotator's judging at once: it takes a second, deliberate click.
+        with gr.Row(visible=False, elem_id="rounds-close-confirm") as confirm_row:
+            confirm_text = gr.Markdown(elem_id="rounds-close-question")
+            confirm_btn = gr.Button(t(lang, "rounds_close_confirm"), variant="stop", elem_id="rounds-close-yes")
+            cancel_btn = gr.Button(t(lang, "rounds_close_cancel"), elem_id="rounds-close-no")
         with gr.Row():
             csv_btn = gr.Button(t(lang, "rounds_export_csv"), elem_id="rounds-export-csv")
             jsonl_btn = gr.Button(t(lang, "rounds_export_jsonl"), elem_id="rounds-export-jsonl")
@@ -68,11 +116,17 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         return is_researcher(services.store, request.username)
 
     denied = {message: t(lang, "rounds_researchers_only")}
-    status_outputs = [summary, per_annotator, per_pair]
+    buttons = {"start": start_btn, "pregen": pregen_btn, "close": close_btn, "reopen": reopen_btn}
+    status_outputs = [summary, per_annotator, per_pair, *buttons.values(), confirm_row]
+
+    def _buttons(status: str | None) -> dict[Any, Any]:
+        allowed = rounds.allowed_actions(status)
+        return {**{b: gr.update(interactive=action in allowed) for action, b in buttons.items()},
+                confirm_row: gr.update(visible=False)}
 
     def _status(round_name: str | None) -> dict[Any, Any]:
         if not round_name:
-            return {summary: "", per_annotator: None, per_pair: None}
+            return {summary: "", per_annotator: None, per_pair: None, **_buttons(None)}
         st = rounds.round_status(services.store, round_name)
         by_annotator = pd.DataFrame(
             [[n, c["votes"], c["skips"]] for n, c in st.per_annotator.items()],
@@ -80,10 +134,11 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         by_pair = pd.DataFrame(
             [[a, b, c["items"], c["votes"]] for (a, b), c in st.per_pair.items()],
             columns=[t(lang, k) for k in ("col_model_a", "col_model_b", "col_items", "col_votes")])
-        text = t(lang, "round_summary", name=st.name, status=st.status, done=st.items_done, total=st.items,
+        text = t(lang, "round_summary", name=st.name, status=t(lang, f"round_status_{st.status}"),
+                 done=st.items_done, total=st.items,
                  ready=st.items_ready, failed=st.items_failed, stored=st.answers_stored, needed=st.answers_needed,
                  votes=st.votes, skips=st.skips)
-        return {summary: text, per_annotator: by_annotator, per_pair: by_pair}
+        return {summary: text, per_annotator: by_annotator, per_pair: by_pair, **_buttons(st.status)}
 
     def _round_choices(value: str | None = None) -> dict[Any, Any]:
         names = [r.name for r in services.store.list_rounds()]
@@ -115,6 +170,8 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
                seed_value: float, tokens: float | None, people: list[str]) -> dict[Any, Any]:
         if not researcher(request):
             return denied
+        if problems := form_problems(lang, round_name, sets, chosen, people, pairing_value, n_pairs, weight_text):
+            return {message: "⚠️ " + " · ".join(problems)}
         try:
             fields: dict[str, Any] = {
                 "eval_sets": sets or [], "dialogs": rounds.split_list(dialog_text or ""),
@@ -132,7 +189,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
                                  for e in exc.errors())
             return {message: f"⚠️ {problems}"}
         except (StoreError, ValueError) as exc:
-            return {message: f"⚠️ {exc}"}
+            return {message: f"⚠️ {create_error(lang, round_name, exc)}"}
         n = rounds.count_items(config, services.dialogs)
         return {**_round_choices(round_name.strip()), **_status(round_name.strip()),
                 message: t(lang, "round_created", name=round_name.strip(), items=n)}
@@ -144,27 +201,51 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
             n = rounds.start_round(services.store, round_name or "", dialogs=services.dialogs)
             return {**_status(round_name), message: t(lang, "round_started", name=round_name, items=n)}
         except StoreError as exc:
-            return {message: f"⚠️ {exc}"}
+            # The buttons follow the state the round is really in (another researcher may have moved it).
+            found = services.store.get_round(round_name or "")
+            return {**(_status(round_name) if found else {}), message: f"⚠️ {exc}"}
+
+    def ask_close(round_name: str | None, request: gr.Request) -> dict[Any, Any]:
+        if not researcher(request):
+            return denied
+        if not round_name:
+            return {message: ""}
+        return {confirm_row: gr.update(visible=True), confirm_text: t(lang, "rounds_close_question", name=round_name),
+                message: ""}
 
     def close(round_name: str | None, request: gr.Request) -> dict[Any, Any]:
         if not researcher(request):
             return denied
         try:
-            services.store.close_round(round_name or "")
+            rounds.close_round(services.store, round_name or "")
             return {**_status(round_name), message: t(lang, "round_closed", name=round_name)}
         except StoreError as exc:
-            return {message: f"⚠️ {exc}"}
+            return {**_status(round_name), message: f"⚠️ {exc}"}
+
+    def reopen(round_name: str | None, request: gr.Request) -> dict[Any, Any]:
+        if not researcher(request):
+            return denied
+        try:
+            status = rounds.reopen_round(services.store, round_name or "")
+            return {**_status(round_name), message: t(lang, "round_reopened", name=round_name,
+                                                       status=t(lang, f"round_status_{status}"))}
+        except StoreError as exc:
+            return {**_status(round_name), message: f"⚠️ {exc}"}
 
     async def run_pregen(round_name: str | None, request: gr.Request, progress=gr.Progress()) -> dict[Any, Any]:
         if not researcher(request):
             return denied
         try:
             report = await pregen.run(services.store, round_name or "", services.registry, services.dialogs,
-                                      on_progress=lambda done, total: progress((done, total), unit="answers"),
+                                      on_progress=lambda done, total: progress(
+                                          (done, total), desc=t(lang, "round_pregen_progress"),
+                                          unit=t(lang, "round_pregen_unit")),
                                       splitter=services.splitter)
         except StoreError as exc:
             return {message: f"⚠️ {exc}"}
-        return {**_status(round_name), message: t(lang, "round_pregen_done", report=report.text())}
+        return {**_status(round_name), message: t(lang, "round_pregen_done", total=report.total,
+                                                   skipped=report.skipped, generated=report.generated,
+                                                   failed=report.failed)}
 
     def do_export(fmt: str):
         def handler(round_name: str | None, request: gr.Request) -> dict[Any, Any]:
@@ -178,7 +259,8 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
                 n = export.export_round(services.store, round_name, fmt, path)
             except StoreError as exc:
                 return {message: f"⚠️ {exc}"}
-            return {exported: gr.update(value=str(path), visible=True), message: f"{n} rows · {path.name}"}
+            return {exported: gr.update(value=str(path), visible=True),
+                    message: t(lang, "rounds_exported", n=n, file=path.name)}
         return handler
 
     app.load(load, None, [panel, eval_sets, models, annotators, pick], api_name="rounds_load").then(
@@ -190,7 +272,10 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
                               judgements, seed, max_tokens, annotators],
                      [pick, *status_outputs, message], api_name="rounds_create")
     start_btn.click(start, [pick], [*status_outputs, message], api_name="rounds_start")
-    close_btn.click(close, [pick], [*status_outputs, message], api_name="rounds_close")
+    close_btn.click(ask_close, [pick], [confirm_row, confirm_text, message], api_name="rounds_close_ask")
+    confirm_btn.click(close, [pick], [*status_outputs, message], api_name="rounds_close")
+    cancel_btn.click(lambda: gr.update(visible=False), None, [confirm_row], show_progress="hidden")
+    reopen_btn.click(reopen, [pick], [*status_outputs, message], api_name="rounds_reopen")
     pregen_btn.click(run_pregen, [pick], [*status_outputs, message], api_name="rounds_pregen",
                      trigger_mode="once")
     csv_btn.click(do_export("csv"), [pick], [exported, message], api_name="rounds_export_csv")
