@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from arena.recall import SystemResult, bootstrap_ci
+from arena.ui.i18n import t
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -15,11 +16,18 @@ _COLORS = ["#7f7f7f", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8
 
 
 def recall_curve_figure(
-    results: Sequence[SystemResult], max_k: int | None = None, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+    results: Sequence[SystemResult], max_k: int | None = None, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+    lang: str = "en", label: Callable[[str], str] | None = None,
 ) -> "go.Figure":
-    """hit@k for k = 1..max_k, one line per system, with a shaded bootstrap CI band."""
+    """hit@k for k = 1..max_k, one line per system, with a shaded bootstrap CI band; texts in ``lang``,
+    system names through ``label``."""
     import plotly.graph_objects as go
 
+    from arena.plots import no_data_figure
+
+    if not results or all(len(r.hits([1])) == 0 for r in results):
+        return no_data_figure(t(lang, "plot_recall_title"), lang)
+    label = label or (lambda name: name)
     fig = go.Figure()
     for i, result in enumerate(results):
         ks = list(range(1, (max_k or result.depth) + 1))
@@ -37,7 +45,7 @@ def recall_curve_figure(
                 line={"width": 0},
                 hoverinfo="skip",
                 showlegend=False,
-                name=f"{result.name} CI",
+                name=f"{label(result.name)} CI",
             )
         )
         fig.add_trace(
@@ -46,14 +54,14 @@ def recall_curve_figure(
                 y=list(mean),
                 mode="lines+markers",
                 line={"color": color},
-                name=f"{result.name} (no query {result.no_query_rate():.0%})",
-                hovertemplate="R@%{x}: %{y:.3f}<extra>" + result.name + "</extra>",
+                name=t(lang, "plot_recall_legend", name=label(result.name), rate=f"{result.no_query_rate():.0%}"),
+                hovertemplate="R@%{x}: %{y:.3f}<extra>" + label(result.name) + "</extra>",
             )
         )
     fig.update_layout(
-        title="Retrieval recall: any gold document in the top k",
+        title=t(lang, "plot_recall_title"),
         xaxis_title="k",
-        yaxis_title="R@k (hit@k)",
+        yaxis_title=t(lang, "plot_recall_y"),
         yaxis_range=[0, 1.02],
         template="plotly_white",
         legend={"orientation": "h", "y": -0.2},

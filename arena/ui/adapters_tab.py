@@ -7,6 +7,7 @@ registry; the Replay and Live model pickers pick up new models when a page loads
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,24 @@ def adapter_table(infos: list[AdapterInfo], services: Services, lang: str) -> pd
     rows = []
     for info in infos:
         row = info.summary()
+        # summary() is the CLI's English text; the page says the state in its own language.
+        row["status"] = t(lang, "adapters_status_ready" if info.complete else "adapters_status_unfinished")
         row["in_arena"] = ", ".join(hotload.models_using(services.registry, info.path))
         rows.append([row[c] for c in (*COLUMNS, "in_arena")])
     return pd.DataFrame(rows, columns=[t(lang, f"adapters_col_{c}") for c in (*COLUMNS, "in_arena")])
+
+
+def load_error(lang: str, adapter: str, base: str, exc: Exception) -> str:
+    """Why an adapter did not load, in the page's language; the technical text folded away below it."""
+    text = str(exc)
+    if "NoMatchingPeftModuleError" in text or "Target modules" in text:
+        lead = t(lang, "adapters_err_mismatch", adapter=adapter, base=base)
+    elif "already in the arena" in text:
+        lead = t(lang, "adapters_err_exists", adapter=adapter, base=base)
+    else:
+        lead = t(lang, "adapters_err_failed", adapter=adapter, base=base)
+    detail = html.escape(text)
+    return f"⚠️ {lead}\n\n<details><summary>{t(lang, 'adapters_err_details')}</summary><code>{detail}</code></details>"
 
 
 def build(app: gr.Blocks, services: Services, lang: str, adapters_dir: Path = DEFAULT_ADAPTERS_DIR) -> None:
@@ -82,7 +98,7 @@ def build(app: gr.Blocks, services: Services, lang: str, adapters_dir: Path = DE
         try:
             added = await hotload.add_adapter(services.registry, base_name, path)
         except hotload.AdapterError as exc:
-            return {status: f"⚠️ {exc}"}
+            return {status: load_error(lang, Path(path).name, base_name, exc)}
         return {**listing(folder), status: t(lang, "adapters_loaded", model=added)}
 
     outputs = [tab, directory, table, adapter, base, status]

@@ -205,6 +205,17 @@ STRINGS: dict[str, dict[str, str]] = {
     "adapters_none": {"ko": "{dir}에 어댑터가 없습니다 (`arena train`으로 만드세요).",
                       "en": "No adapters in {dir} (make one with `arena train`)."},
     "researcher_only": {"ko": "연구자 계정만 사용할 수 있습니다.", "en": "Researcher accounts only."},
+    "adapters_status_ready": {"ko": "사용 가능", "en": "ready"},
+    "adapters_status_unfinished": {"ko": "학습 미완료 (--resume으로 이어서 학습)", "en": "unfinished (resume with --resume)"},
+    "adapters_err_mismatch": {"ko": "어댑터 {adapter}은(는) 기반 모델 {base}에 맞지 않습니다: 다른 구조의 모델로 학습된 "
+                                    "어댑터입니다. 학습에 쓴 기반 모델을 고르세요.",
+                              "en": "Adapter {adapter} does not fit base model {base}: it was trained on a model of "
+                                    "another architecture. Pick the base it was trained on."},
+    "adapters_err_exists": {"ko": "{base}:{adapter} 모델이 이미 아레나에 있습니다.",
+                            "en": "Model {base}:{adapter} is already in the arena."},
+    "adapters_err_failed": {"ko": "어댑터 {adapter}을(를) {base}에 불러오지 못했습니다.",
+                            "en": "Could not load adapter {adapter} over {base}."},
+    "adapters_err_details": {"ko": "기술 정보", "en": "Technical details"},
     "adapters_col_name": {"ko": "어댑터", "en": "adapter"},
     "adapters_col_status": {"ko": "상태", "en": "status"},
     "adapters_col_base": {"ko": "기반 모델", "en": "base model"},
@@ -256,7 +267,79 @@ STRINGS: dict[str, dict[str, str]] = {
     "lb_recall_run": {"ko": "재현율 계산", "en": "Compute recall"},
     "lb_recall_done": {"ko": "검색 항목 {n}개 · 문서 {docs}개", "en": "{n} retrieval items · {docs} documents"},
     "lb_recall_missing": {"ko": "검색 세트 파일이 없습니다: {path}", "en": "Retrieval set not found: {path}"},
+    # plots (arena/plots.py, arena/recall_plots.py)
+    "plot_no_data": {"ko": "데이터 없음", "en": "no data"},
+    "plot_bt_title": {"ko": "Bradley–Terry 점수 (95% 신뢰구간)", "en": "Bradley–Terry rating (95% CI)"},
+    "plot_scores_title": {"ko": "1–5 점수 평균 (95% 신뢰구간)", "en": "Mean 1–5 score (95% CI)"},
+    "plot_ci_title": {"ko": "{what} (95% 신뢰구간)", "en": "{what} (95% CI)"},
+    "plot_online_elo": {"ko": "온라인 Elo (투표 순서에 좌우됨)", "en": "Online Elo (order-dependent)"},
+    "plot_opponent": {"ko": "상대 모델", "en": "opponent"},
+    "plot_win_rate_title": {"ko": "행 모델이 열 모델을 이긴 비율", "en": "Win rate of row model against column model"},
+    "plot_battles_title": {"ko": "모델 짝별 대결 수", "en": "Battles per model pair"},
+    "plot_recall_title": {"ko": "검색 재현율: 상위 k개 안에 정답 문서가 있는 비율",
+                          "en": "Retrieval recall: any gold document in the top k"},
+    "plot_recall_y": {"ko": "R@k (상위 k 적중)", "en": "R@k (hit@k)"},
+    "plot_recall_legend": {"ko": "{name} (검색어 없음 {rate})", "en": "{name} (no query {rate})"},
+    "recall_baseline": {"ko": "마지막 발화", "en": "last utterance"},
+    "recall_reference": {"ko": "정답 검색어", "en": "reference query"},
 }
+
+# Column headers of the leaderboard and recall tables, by machine name (CSV/JSON keep the machine names).
+COLUMNS: dict[str, dict[str, str]] = {
+    "model": {"ko": "모델", "en": "model"},
+    "rating": {"ko": "BT 점수", "en": "rating"},
+    "95% CI": {"ko": "95% 신뢰구간", "en": "95% CI"},
+    "rank": {"ko": "순위", "en": "rank"},
+    "n_battles": {"ko": "대결 수", "en": "battles"},
+    "wins": {"ko": "승", "en": "wins"},
+    "ties": {"ko": "무승부", "en": "ties"},
+    "losses": {"ko": "패", "en": "losses"},
+    "win_rate": {"ko": "승률", "en": "win rate"},
+    "online_elo": {"ko": "온라인 Elo", "en": "online Elo"},
+    "mean": {"ko": "평균 점수", "en": "mean"},
+    "value": {"ko": "값", "en": "value"},
+    "n": {"ko": "건수", "en": "n"},
+    "n_dialogs": {"ko": "대화 수", "en": "dialogs"},
+    "n_annotators": {"ko": "평가자 수", "en": "annotators"},
+    "eval_set": {"ko": "평가 세트", "en": "eval set"},
+    "category": {"ko": "분류", "en": "category"},
+    "round": {"ko": "라운드", "en": "round"},
+    "n_votes": {"ko": "투표 수", "en": "votes"},
+    "n_decisive": {"ko": "승부가 난 투표", "en": "decisive votes"},
+    "left_wins": {"ko": "왼쪽 승", "en": "left wins"},
+    "left_share": {"ko": "왼쪽 승 비율", "en": "left share"},
+    "annotator": {"ko": "평가자", "en": "annotator"},
+    "decisive": {"ko": "승부 남", "en": "decisive"},
+    "both_bad": {"ko": "둘 다 나쁨", "en": "both bad"},
+    "n_ratings": {"ko": "점수 수", "en": "ratings"},
+    "mean_score": {"ko": "평균 점수", "en": "mean score"},
+    "judgements": {"ko": "판정 종류", "en": "judgements"},
+    "metric": {"ko": "지표", "en": "metric"},
+    "alpha": {"ko": "α", "en": "α"},
+    "n_units": {"ko": "항목 수", "en": "items"},
+    "n_judgements": {"ko": "판정 수", "en": "judgements made"},
+    "answers": {"ko": "답변 수", "en": "answers"},
+    "similarity": {"ko": "정답 유사도", "en": "similarity"},
+    "tool_name_match": {"ko": "함수 이름 일치", "en": "tool name match"},
+    "tool_args_match": {"ko": "인자 일치", "en": "tool args match"},
+    "repetition": {"ko": "반복도", "en": "repetition"},
+    "repeats_earlier_turn": {"ko": "이전 턴 반복", "en": "repeats an earlier turn"},
+    "answer_chars": {"ko": "답변 글자 수", "en": "answer characters"},
+    "tokens": {"ko": "토큰 수", "en": "tokens"},
+    "ttft_ms": {"ko": "첫 토큰까지 (ms)", "en": "time to first token (ms)"},
+    "total_ms": {"ko": "전체 시간 (ms)", "en": "total time (ms)"},
+    "ms_per_token": {"ko": "토큰당 시간 (ms)", "en": "ms per token"},
+    "tokens_per_s": {"ko": "초당 토큰", "en": "tokens per second"},
+    "system": {"ko": "검색어 출처", "en": "system"},
+    "no query": {"ko": "검색어 없음", "en": "no query"},
+    "k": {"ko": "k", "en": "k"},
+}
+
+
+def column_label(lang: str, name: str) -> str:
+    """A table column's or metric's header in ``lang``; names without one (model names, R@k) as they are."""
+    entry = COLUMNS.get(name)
+    return (entry.get(lang) or entry["ko"]) if entry else name
 
 
 def t(lang: str, key: str, **fmt: object) -> str:

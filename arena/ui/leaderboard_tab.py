@@ -18,7 +18,7 @@ import pandas as pd
 from arena import PROJECT_ROOT, plots
 from arena.access import is_researcher
 from arena.leaderboard import Leaderboards, build_leaderboards, display_table, metrics_wide
-from arena.ui.i18n import t
+from arena.ui.i18n import column_label, t
 from arena.ui.services import Services
 
 if TYPE_CHECKING:
@@ -37,24 +37,46 @@ TABLES = ("pairwise", "scores", "scores_by_eval_set", "scores_by_category", "sco
 FIGURES = ("pairwise_plot", "scores_plot", "win_rate_plot", "battles_plot")
 
 
-def leaderboard_views(boards: Leaderboards) -> dict[str, Any]:
-    """Display tables (text cells, CIs as "[lo, hi]") and plotly figures for one set of leaderboards."""
+def localized(frame: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """A display table with headers in ``lang`` (and "(all)" rows as the page says it)."""
+    out = frame.rename(columns={c: column_label(lang, str(c)) for c in frame.columns})
+    return out.replace({"(all)": t(lang, "lb_all")})
+
+
+def leaderboard_views(boards: Leaderboards, lang: str = "ko") -> dict[str, Any]:
+    """Display tables (text cells, CIs as "[lo, hi]", headers in ``lang``) and plotly figures for one set
+    of leaderboards."""
     tables = boards.tables()
-    views: dict[str, Any] = {name: display_table(tables[name]) for name in TABLES if name != "metrics"}
-    views["metrics"] = metrics_wide(boards.metrics)
-    views["pairwise_plot"] = plots.rating_ci_figure(boards.pairwise)
-    views["scores_plot"] = plots.rating_ci_figure(boards.scores, value="mean", title="Mean 1-5 score (95% CI)",
-                                                  show_online_elo=False)
-    views["win_rate_plot"] = plots.win_rate_heatmap(boards.win_rate)
-    views["battles_plot"] = plots.battle_count_heatmap(boards.battles)
+    views: dict[str, Any] = {name: localized(display_table(tables[name]), lang) for name in TABLES
+                             if name != "metrics"}
+    views["metrics"] = localized(metrics_wide(boards.metrics), lang)
+    views["pairwise_plot"] = plots.rating_ci_figure(boards.pairwise, lang=lang)
+    views["scores_plot"] = plots.rating_ci_figure(boards.scores, value="mean", title=t(lang, "plot_scores_title"),
+                                                  show_online_elo=False, lang=lang)
+    views["win_rate_plot"] = plots.win_rate_heatmap(boards.win_rate, lang=lang)
+    views["battles_plot"] = plots.battle_count_heatmap(boards.battles, lang=lang)
     return views
 
 
-def metric_figure(metrics: pd.DataFrame | None, metric: str | None) -> "go.Figure":
-    """One automatic metric per model with its CI (an empty chart before the first computation)."""
+def fitted(frame: pd.DataFrame) -> dict[str, Any]:
+    """A wide table as a Dataframe update whose columns share the page's width (cells wrap at spaces)
+    instead of running off its right edge; each column's share follows its longest unbreakable text."""
+    def width(text: str) -> int:
+        return sum(2 if ord(ch) >= 0x1100 else 1 for ch in text)  # Hangul is about twice as wide
+
+    def longest(values: Any) -> int:
+        return max((width(part) for v in values for part in str(v).split()), default=1)
+
+    weights = [max(5, min(16, longest([c, *frame[c]]))) for c in frame.columns]
+    total = sum(weights) or 1
+    return gr.update(value=frame, column_widths=[f"{100 * w / total:.1f}%" for w in weights])
+
+
+def metric_figure(metrics: pd.DataFrame | None, metric: str | None, lang: str = "ko") -> "go.Figure":
+    """One automatic metric per model with its CI ("no data" before the first computation)."""
     if metrics is None or metrics.empty or not metric:
         metrics = pd.DataFrame(columns=["model", "metric", "value", "ci_low", "ci_high"])
-    return plots.metric_ci_figure(metrics, metric or DEFAULT_METRIC)
+    return plots.metric_ci_figure(metrics, metric or DEFAULT_METRIC, lang=lang)
 
 
 # ------------------------------------------------------------------------------------------------- recall
@@ -116,7 +138,17 @@ class RecallRunner:
         return out
 
 
-def recall_table(systems: list["SystemResult"], *, n_boot: int, seed: int) -> pd.DataFrame:
+def system_label(lang: str, name: str) -> str:
+    """A recall query source as the page says it (the baseline and reference query are translated)."""
+    from arena.recall import BASELINE, REFERENCE
+
+    for machine, key in ((BASELINE, "recall_baseline"), (REFERENCE, "recall_reference")):
+        if name.startswith(machine):
+            return t(lang, key) + name[len(machine):]
+    return name
+
+
+def recall_table(systems: list["SystemResult"], *, n_boot: int, seed: int, lang: str = "en") -> pd.DataFrame:
     """One text row per query source: items, no-query rate, R@k and MRR@10 with bootstrap CIs."""
     from arena.recall import DEFAULT_KS, MRR_DEPTH, summarize
 
@@ -126,8 +158,10 @@ def recall_table(systems: list["SystemResult"], *, n_boot: int, seed: int) -> pd
         m = s["metrics"]
         cells = {c: f"{m[c]['value']:.3f}" + (f" [{m[c]['lo']:.3f}, {m[c]['hi']:.3f}]" if n_boot > 0 else "")
                  for c in columns}
-        rows.append({"system": s["system"], "n": s["n"], "no query": f"{s['no_query_rate']:.1%}", **cells})
-    return pd.DataFrame(rows, columns=["system", "n", "no query", *columns])
+        rows.append({"system": system_label(lang, s["system"]), "n": s["n"], "no query": f"{s['no_query_rate']:.1%}",
+                     **cells})
+    frame = pd.DataFrame(rows, columns=["system", "n", "no query", *columns])
+    return frame.rename(columns={c: column_label(lang, c) for c in frame.columns})
 
 
 # -------------------------------------------------------------------------------------------------- layout
@@ -186,7 +220,8 @@ def build(services: Services, lang: str, tab: gr.Tab | None = None, recall: Reca
             table("battles")
     gr.Markdown(f"### {t(lang, 'lb_metrics')}")
     table("metrics")
-    metric = gr.Dropdown([DEFAULT_METRIC], value=DEFAULT_METRIC, label=t(lang, "lb_metric_pick"), elem_id="lb-metric")
+    metric = gr.Dropdown([(column_label(lang, DEFAULT_METRIC), DEFAULT_METRIC)], value=DEFAULT_METRIC,
+                         label=t(lang, "lb_metric_pick"), elem_id="lb-metric")
     metric_plot = gr.Plot(elem_id="lb-metric-plot")
     _build_recall(services, lang, RecallRunner(recall), tab)
 
@@ -205,7 +240,8 @@ def build(services: Services, lang: str, tab: gr.Tab | None = None, recall: Reca
                                         anchor=anchor_v or None, splitter=services.splitter)
         except ValueError as exc:  # e.g. an anchor model with no votes in this slice
             return {status: t(lang, "lb_error", error=exc)}
-        out: dict[Any, Any] = {shown[name]: value for name, value in leaderboard_views(boards).items()}
+        out: dict[Any, Any] = {shown[name]: value for name, value in leaderboard_views(boards, lang).items()}
+        out[shown["metrics"]] = fitted(out[shown["metrics"]])  # one column per metric: wider than the page
         n = boards.counts
         out[status] = t(lang, "lb_summary", ratings=n["ratings"], votes=n["votes"], generations=n["generations"],
                         failed=n["failed_generations"], n_boot=boards.settings["n_boot"], seed=boards.settings["seed"])
@@ -214,8 +250,8 @@ def build(services: Services, lang: str, tab: gr.Tab | None = None, recall: Reca
         out[anchor] = gr.update(choices=[(t(lang, "lb_anchor_mean"), "")] + [(m, m) for m in boards.pairwise["model"]])
         names = list(dict.fromkeys(boards.metrics["metric"])) or [DEFAULT_METRIC]
         chosen = metric_v if metric_v in names else names[0]
-        out[metric] = gr.update(choices=names, value=chosen)
-        out[metric_plot] = metric_figure(boards.metrics, chosen)
+        out[metric] = gr.update(choices=[(column_label(lang, n), n) for n in names], value=chosen)
+        out[metric_plot] = metric_figure(boards.metrics, chosen, lang)
         out[metrics_state] = boards.metrics
         return out
 
@@ -224,7 +260,8 @@ def build(services: Services, lang: str, tab: gr.Tab | None = None, recall: Reca
         control.input(compute, inputs, outputs)
     if tab is not None:
         tab.select(compute, inputs, outputs)
-    metric.input(lambda frame, name: {metric_plot: metric_figure(frame, name)}, [metrics_state, metric], [metric_plot])
+    metric.input(lambda frame, name: {metric_plot: metric_figure(frame, name, lang)}, [metrics_state, metric],
+                 [metric_plot])
 
 
 def _build_recall(services: Services, lang: str, runner: RecallRunner, tab: gr.Tab | None = None) -> None:
@@ -236,7 +273,7 @@ def _build_recall(services: Services, lang: str, runner: RecallRunner, tab: gr.T
                                   elem_id="lb-recall-models")
         run = gr.Button(t(lang, "lb_recall_run"), elem_id="lb-recall-run")
         note = gr.Markdown(elem_id="lb-recall-status")
-        table = gr.Dataframe(pd.DataFrame(), interactive=False, elem_id="lb-recall-table")
+        table = gr.Dataframe(pd.DataFrame(), interactive=False, wrap=True, elem_id="lb-recall-table")
         curve = gr.Plot(elem_id="lb-recall-plot")
 
     async def compute(request: gr.Request, chosen: list[str]) -> dict[Any, Any]:
@@ -252,8 +289,9 @@ def _build_recall(services: Services, lang: str, runner: RecallRunner, tab: gr.T
                                        services.store)
         items, retriever = runner.load()
         return {note: t(lang, "lb_recall_done", n=len(items), docs=len(retriever.corpus.ids)),
-                table: recall_table(systems, n_boot=c.n_boot, seed=c.seed),
-                curve: recall_curve_figure(systems, n_boot=c.n_boot, seed=c.seed)}
+                table: fitted(recall_table(systems, n_boot=c.n_boot, seed=c.seed, lang=lang)),
+                curve: recall_curve_figure(systems, n_boot=c.n_boot, seed=c.seed, lang=lang,
+                                           label=lambda name: system_label(lang, name))}
 
     run.click(compute, [models], [note, table, curve])
 

@@ -161,9 +161,9 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         Refusals raise gr.Error, which stops the chain, so the annotator's half-filled form stays."""
         annotator = request.username
         if not annotator:
-            raise gr.Error(t(lang, "login_required"))
+            raise gr.Error(t(lang, "login_required"), title=t(lang, "toast_error"))
         if st.dialog_id is None or not st.generation_ids or any(g is None for g in st.generation_ids):
-            raise gr.Error(t(lang, "nothing_to_rate"))
+            raise gr.Error(t(lang, "nothing_to_rate"), title=t(lang, "toast_error"))
         items, missing = [], []
         for i, (score, criteria, comment) in enumerate(split_rating_values(list(values))[: len(st.models)]):
             if st.failed[i]:
@@ -173,9 +173,9 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
                 continue
             items.append((st.generation_ids[i], int(score), list(criteria), comment))
         if missing:
-            raise gr.Error(t(lang, "score_required", sides=", ".join(missing)))
+            raise gr.Error(t(lang, "score_required", sides=", ".join(missing)), title=t(lang, "toast_error"))
         if not items:
-            raise gr.Error(t(lang, "nothing_to_rate"))
+            raise gr.Error(t(lang, "nothing_to_rate"), title=t(lang, "toast_error"))
         services.store.save_ratings(annotator, items)
         d = services.by_id[st.dialog_id]
         nxt = rating.next_unrated(services.store, annotator, d.eval_set, services.dialogs_of(d.eval_set),
