@@ -351,8 +351,9 @@ def echo_search_backend():
     return EchoSearch("echo-search")
 
 
-def _handler(blocks, component, event: str):
-    return next(f for f in blocks.fns.values() if (component._id, event) in f.targets)
+def _handler(blocks, component, event: str, name: str | None = None):
+    return next(f for f in blocks.fns.values()
+                if (component._id, event) in f.targets and name in (None, getattr(f.fn, "__name__", None)))
 
 
 def _by_id(components, elem_id: str):
@@ -378,7 +379,7 @@ def test_leaderboard_tab_builds_and_computes(with_data: bool, filled, tmp_path: 
         with gr.Blocks() as blocks:
             with gr.Tab("leaderboard") as tab:
                 leaderboard_tab.build(services, "en", tab, recall)
-        select = _handler(blocks, tab, "select")
+        select = _handler(blocks, tab, "select", "compute")  # the tab's other select fills the recall pickers
         values = [c.value for c in select.inputs]
         values[select.inputs.index(_by_id(select.inputs, "lb-boot"))] = N_BOOT
         if not with_data:
@@ -409,11 +410,14 @@ def test_leaderboard_tab_builds_and_computes(with_data: bool, filled, tmp_path: 
             assert pairwise.empty and "0 votes" in shown["lb-status"]
 
         models = _by_id(blocks.blocks.values(), "lb-recall-models")
+        assert not models.choices  # built empty: initial values are public in /config
+        filled_models = _handler(blocks, tab, "select", "fill_models").fn(lead)[models]
         run_recall = _handler(blocks, _by_id(blocks.blocks.values(), "lb-recall-run"), "click")
         recall_out = asyncio.run(run_recall.fn(lead, ["echo-search"]))
         stored = store.get_recall_queries("echo-search", "fashion_retrieval")
     table = next(v for c, v in recall_out.items() if c.elem_id == "lb-recall-table")
-    assert models.choices
+    table = table["value"] if isinstance(table, dict) else table  # wide tables come as a fitted update
+    assert "echo-search" in filled_models["choices"]
     assert list(table["system"]) == ["last utterance + BM25", "reference query + BM25", "echo-search + BM25"]
     baseline, echo = table.iloc[0], table.iloc[2]
     assert list(baseline.drop("system")) == list(echo.drop("system"))
