@@ -134,17 +134,28 @@ class AddAdapterRequest(BaseModel):
     name: str | None = Field(None, description="adapter name (default: the directory name)")
 
 
-def mount_api(app: Any, services: Any) -> None:
-    """Add ``POST /api/adapters`` (HTTP Basic, researcher accounts only) to the FastAPI ``app``."""
-    from fastapi import Depends, HTTPException
+def mount_api(app: Any, services: Any, auth: Any = None) -> None:
+    """Add ``POST /api/adapters`` (HTTP Basic, researcher accounts only) to the FastAPI ``app``.
+
+    ``auth`` is the server's ``arena.security.Authenticator``: Basic auth is throttled like the login page.
+    """
+    from fastapi import Depends, HTTPException, Request
     from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
+    from arena.security import Authenticator
+
     basic = HTTPBasic()
+    auth = auth or Authenticator(services.store)
 
     @app.post("/api/adapters")
-    async def post_adapter(body: AddAdapterRequest, credentials: HTTPBasicCredentials = Depends(basic)) -> dict:
-        ok = await asyncio.to_thread(services.store.verify_password, credentials.username, credentials.password)
-        if not ok:
+    async def post_adapter(body: AddAdapterRequest, request: Request,
+                           credentials: HTTPBasicCredentials = Depends(basic)) -> dict:
+        client = request.client.host if request.client else "?"
+        result = await auth.login(credentials.username, credentials.password, client)
+        if result.reason in ("locked", "throttled"):
+            raise HTTPException(429, f"too many failed logins: try again in {result.retry_after_s:.0f} s",
+                                headers={"Retry-After": str(int(result.retry_after_s) + 1)})
+        if not result.ok:
             raise HTTPException(401, "wrong user name or password", headers={"WWW-Authenticate": "Basic"})
         if not await asyncio.to_thread(is_researcher, services.store, credentials.username):
             raise HTTPException(403, "only researcher accounts may add models")

@@ -27,6 +27,8 @@ class ServeConfig:
     host: str = "127.0.0.1"  # loopback unless told otherwise: ratings are not for the whole network
     port: int = 7860
     auth: bool = True
+    session_idle_minutes: float = 12 * 60  # a login ends after this long without a request
+    allow_origins: tuple[str, ...] = ()  # other origins (a proxy's, a dashboard's) the browser may call from
 
 
 def ensure_demo_account(store) -> str:
@@ -52,9 +54,9 @@ def build_services(config: ServeConfig):
     return Services(store=store, registry=registry, dialogs=dialogs, splitter=default_splitter())
 
 
-def create_app(services):
-    """A FastAPI app with the Korean UI at / and the English UI at /en/."""
-    import asyncio
+def create_app(services, *, session_idle_minutes: float = 12 * 60, allow_origins: tuple[str, ...] = ()):
+    """A FastAPI app with the Korean UI at / and the English UI at /en/, behind the arena's own login."""
+    import datetime as dt
 
     import gradio as gr
     from fastapi import FastAPI
@@ -67,22 +69,31 @@ def create_app(services):
         app = FastAPI(title="arena", max_body_size=MAX_REQUEST_BYTES)
     except TypeError:  # FastAPI before request body limits (0.16x): unlimited, as before
         app = FastAPI(title="arena")
-    # POST /api/adapters (`arena adapters add`); registered before the UI mounts at "/" so it is matched first.
+    from starlette.middleware.cors import CORSMiddleware
+
     from arena.adapters import mount_api
+    from arena.security import Authenticator, LoginGate, OriginGuard, SessionResolver, mount_login
 
-    mount_api(app, services)
     store = services.store
-
-    async def auth(name: str, password: str) -> bool:
-        # Gradio calls a plain function on its event loop: one scrypt check (~60-90 ms) would stall every
-        # open page, and a burst of logins (or a password guesser) would stall them for seconds.
-        return await asyncio.to_thread(store.verify_password, name, password)
+    authenticator = Authenticator(store)
+    sessions = SessionResolver(store, dt.timedelta(minutes=session_idle_minutes))
+    # Routes registered before the UI mounts at "/" are matched first: POST /api/adapters (`arena
+    # adapters add`), and the arena's login and logout, which replace Gradio's.
+    mount_api(app, services, authenticator)
+    mount_login(app, store, authenticator, sessions)
+    # With a CORSMiddleware on the parent, Gradio leaves out its own, which answers any localhost
+    # origin, with credentials. This one answers only the configured origins (none by default).
+    app.add_middleware(CORSMiddleware, allow_origins=list(allow_origins), allow_credentials=True,
+                       allow_methods=["*"], allow_headers=["*"])
+    app.add_middleware(LoginGate, sessions=sessions)
+    app.add_middleware(OriginGuard, allow_origins=allow_origins)  # outermost: refuses before anything runs
 
     for lang, path in (("en", "/en"), ("ko", "")):
         blocks = build_app(services, lang=lang).queue(default_concurrency_limit=None)
         hide_api_description(blocks)
         skip_queue_analytics(blocks)
-        app = gr.mount_gradio_app(app, blocks, path=path or "/", auth=auth, css=CSS,
+        # auth_dependency: Gradio asks it for the user of every request (request.username in handlers).
+        app = gr.mount_gradio_app(app, blocks, path=path or "/", auth_dependency=sessions.from_request, css=CSS,
                                   head=SHORTCUTS_JS + BLIND_SHORTCUTS_JS, ssr_mode=False, footer_links=[])
     return app
 
@@ -151,7 +162,7 @@ def run(config: ServeConfig, *, banner: str = "") -> None:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     services = build_services(config)
     preload(services.registry)
-    app = create_app(services)
+    app = create_app(services, session_idle_minutes=config.session_idle_minutes, allow_origins=config.allow_origins)
     # What start-up built (Gradio, models, Kiwi, the pages: ~250k objects) lives as long as the server.
     # Frozen, the collector stops walking it: a full collection, which stops every request, went from
     # ~200 ms to ~75 ms with 100 open sessions.

@@ -28,7 +28,8 @@ def chromium_path() -> str:
 
 
 def login(page, url: str, user: str, password: str) -> None:
-    """Open the arena and log in through Gradio's login form."""
+    """Open the arena and log in through its login form (arena/security.py: one text and one password
+    field; Enter posts it and lands on the app of the URL's language)."""
     page.goto(url)
     page.fill("input[type=text]", user)
     page.fill("input[type=password]", password)

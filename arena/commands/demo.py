@@ -13,6 +13,32 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--eval-sets", type=Path, default=PROJECT_ROOT / "eval_sets", help="directory of eval-set JSONL files")
+    p.add_argument("--session-idle-minutes", type=_positive_minutes, default=12 * 60, metavar="MINUTES",
+                   help="log a browser out after this long without a request (default: 720, 12 hours)")
+    p.add_argument("--allow-origin", action="append", default=[], type=_origin, metavar="ORIGIN",
+                   help="another origin allowed to call the arena from a browser, e.g. https://proxy.example.org "
+                        "(repeatable; default: only the arena's own)")
+
+
+def _positive_minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number of minutes above 0, not {text!r}")
+    return value
+
+
+def _origin(text: str) -> str:
+    from arena.security import normalize_origin
+
+    try:
+        return normalize_origin(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--allow-origin {text!r}: ")) from None
+
+
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +66,8 @@ def run_demo(args: argparse.Namespace) -> int:
     with Store.open(args.db) as store:
         password = ensure_demo_account(store)
     config = ServeConfig(models_config=PROJECT_ROOT / "configs" / "demo.yaml", db=args.db,
-                         eval_sets_dir=args.eval_sets, host=args.host, port=args.port)
+                         eval_sets_dir=args.eval_sets, host=args.host, port=args.port,
+                         session_idle_minutes=args.session_idle_minutes, allow_origins=tuple(args.allow_origin))
     run(config, banner=f"arena: log in as  user: demo   password: {password}")
     return 0
 
@@ -49,5 +76,6 @@ def run_serve(args: argparse.Namespace) -> int:
     from arena.server import ServeConfig, run
 
     run(ServeConfig(models_config=args.config, db=args.db, eval_sets_dir=args.eval_sets,
-                    host=args.host, port=args.port))
+                    host=args.host, port=args.port, session_idle_minutes=args.session_idle_minutes,
+                    allow_origins=tuple(args.allow_origin)))
     return 0

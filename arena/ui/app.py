@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import gradio as gr
 
 from arena.access import is_researcher
@@ -26,6 +28,9 @@ CSS = """
 .arena-gt { border-top: 1px dashed #bbb; margin-top: 6px; padding-top: 4px; }
 .arena-figures { font-size: 0.85em; color: #444; }
 .arena-side.arena-active { outline: 2px solid #4c8bf5; border-radius: 8px; }
+.arena-account { display: flex; gap: 14px; align-items: center; justify-content: flex-end; }
+.arena-account form { margin: 0; }
+.arena-account button { border: 1px solid #d0d7de; border-radius: 6px; padding: 3px 10px; background: #fff; cursor: pointer; }
 /* The blind tab's status, vote and submit stay at the bottom of the window while the answers scroll.
    Gradio's container clips with overflow: hidden, which makes it a scroll container and defeats
    sticky; overflow: clip clips the same without being one. */
@@ -111,13 +116,25 @@ def gradio_strings(lang: str) -> "gr.I18n":
     return gr.I18n(en=text, ko=text)
 
 
+def account_bar(lang: str, username: str | None) -> str:
+    """The header's right end: the other language (same tab, same login), who is logged in, log out."""
+    other, other_path = ("ko", "/") if lang == "en" else ("en", "/en/")
+    parts = [f'<a id="lang-switch" href="{other_path}" target="_self" hreflang="{other}">{t(lang, "switch_lang")}</a>']
+    if username:
+        # A plain form post: the session cookie goes with it and the origin guard sees this page's origin.
+        parts.append(f'<span id="account-name">{html.escape(t(lang, "logged_in_as", name=username))}</span>')
+        parts.append(f'<form method="post" action="{"/en" if lang == "en" else ""}/logout">'
+                     f'<button id="logout" type="submit">{t(lang, "logout")}</button></form>')
+    return f'<div class="arena-account">{"".join(parts)}</div>'
+
+
 def build_app(services: Services, *, lang: str = "ko") -> gr.Blocks:
     """The whole UI for one language; building has no side effects beyond creating components."""
     with ArenaBlocks(title=t(lang, "title")) as app:
         app.i18n_instance = gradio_strings(lang)  # read by gradio's config route (mount_gradio_app sets none)
         with gr.Row():
             gr.Markdown(f"## {t(lang, 'title')}")
-            gr.Markdown(t(lang, "switch_lang"), elem_id="lang-switch")
+            account = gr.HTML(account_bar(lang, None), elem_id="account-bar")
         with gr.Tabs():
             with gr.Tab(t(lang, "tab_replay"), id="replay"):
                 replay_tab.build(app, services, lang)
@@ -135,6 +152,11 @@ def build_app(services: Services, *, lang: str = "ko") -> gr.Blocks:
                 return gr.update(visible=is_researcher(services.store, request.username))
 
             app.load(show_leaderboard, None, [leaderboard], show_progress="hidden")
+
+            def show_account(request: gr.Request) -> dict:
+                return {account: gr.update(value=account_bar(lang, request.username))}
+
+            app.load(show_account, None, [account], show_progress="hidden")
             adapters_tab.build(app, services, lang)  # researchers only: makes its own (hidden) tab
             rounds_tab.build(app, services, lang)  # researchers only: makes its own (hidden) tab
     return app

@@ -6,7 +6,15 @@ LANGS = ("ko", "en")
 
 STRINGS: dict[str, dict[str, str]] = {
     "title": {"ko": "아레나 — 한국어 LLM 평가", "en": "Arena — Korean LLM evaluation"},
-    "switch_lang": {"ko": "[English](/en/)", "en": "[한국어](/)"},
+    "switch_lang": {"ko": "English", "en": "한국어"},
+    "logout": {"ko": "로그아웃", "en": "Log out"},
+    "login_name": {"ko": "아이디", "en": "User name"},
+    "login_password": {"ko": "비밀번호", "en": "Password"},
+    "login_submit": {"ko": "로그인", "en": "Log in"},
+    "login_other_lang": {"ko": "English", "en": "한국어"},
+    "login_wrong": {"ko": "아이디 또는 비밀번호가 올바르지 않습니다.", "en": "Wrong user name or password."},
+    "login_locked": {"ko": "로그인 실패가 너무 많습니다. {minutes}분 뒤에 다시 시도하세요.",
+                     "en": "Too many failed logins. Try again in {minutes} min."},
     "tab_overview": {"ko": "개요", "en": "Overview"},
     "tab_replay": {"ko": "대본 재현 평가", "en": "Replay"},
     "tab_live": {"ko": "실시간 비교", "en": "Live side-by-side"},
