@@ -11,6 +11,7 @@ from arena.replay import ReplayStep, steps
 if TYPE_CHECKING:
     from arena.sidebyside import Side
     from arena.store import Store
+    from arena.store.store import RatedAnswer
 
 
 def replay_context(annotator: str) -> str:
@@ -44,6 +45,42 @@ def next_unrated(store: "Store", annotator: str, eval_set: str, dialogs: list[Di
         if (s.dialog_id, s.turn_index) not in rated:
             return s
     return None
+
+
+def rated_set(store: "Store", annotator: str, eval_set: str) -> set[tuple[str, int]]:
+    """(dialog_id, turn_index) of the replay steps of ``eval_set`` this annotator has rated."""
+    return store.rated_steps(annotator, eval_set, context_prefix=replay_context(annotator))
+
+
+def numbered_steps(dialog: Dialog, rated: set[tuple[str, int]]) -> list[tuple[int, ReplayStep, bool]]:
+    """The dialog's steps as the annotator counts them (1, 2, 3 ...: the n-th turn to answer, not the
+    message index the dialog file uses), each with whether it is rated."""
+    return [(n, s, (s.dialog_id, s.turn_index) in rated) for n, s in enumerate(steps(dialog), start=1)]
+
+
+def first_unrated_in(dialog: Dialog, rated: set[tuple[str, int]]) -> ReplayStep | None:
+    """The dialog's first unrated step, or its first step when every one is rated (None if it has none)."""
+    ordered = steps(dialog)
+    return next((s for s in ordered if (s.dialog_id, s.turn_index) not in rated), ordered[0] if ordered else None)
+
+
+def rated_answers(store: "Store", annotator: str, dialog: Dialog, step: ReplayStep) -> list["RatedAnswer"]:
+    """The stored answers of one step this annotator rated last, with their ratings (empty when unrated)."""
+    return store.rated_answers(annotator, eval_set=dialog.eval_set, dialog_id=dialog.id, turn_index=step.turn_index,
+                               context=replay_context(annotator))
+
+
+def answer_calls(stored: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Stored OpenAI-shaped tool calls as the UI shows them ({"name", "arguments"})."""
+    return [c.get("function", c) for c in stored or []]
+
+
+def stored_metrics(dialog: Dialog, step: ReplayStep, text: str, tool_calls: list[dict[str, Any]] | None,
+                   splitter: Splitter = split_words) -> GenerationMetrics | None:
+    """GT metrics of a stored answer, computed as for a fresh one (None for an open step without GT)."""
+    if step.gt is None:
+        return None
+    return score_step(dialog, step.turn_index, text, list(tool_calls or []), splitter)
 
 
 def metrics_for(dialog: Dialog, step: ReplayStep, side: "Side", splitter: Splitter = split_words) -> GenerationMetrics | None:

@@ -74,7 +74,7 @@ def test_rate_a_replayed_turn_in_the_browser(arena_url):
         page.locator("#replay-comment-1 textarea").fill("반복이 심함")
         page.screenshot(path=str(ARTIFACTS / "replay-rating.png"), full_page=True)
         page.keyboard.press("Control+Enter")
-        expect(page.locator("#replay-status")).to_contain_text("저장", timeout=30_000)
+        expect(page.locator("#replay-saved")).to_contain_text("저장", timeout=30_000)
         expect(page.locator("#replay-progress")).to_contain_text("1개 평가함", timeout=30_000)
         browser.close()
 

@@ -118,6 +118,25 @@ class QueueState(NamedTuple):
     voted: int  # how many of them are votes
 
 
+class RatedAnswer(NamedTuple):
+    """A stored replay answer and one annotator's rating of it (to reopen a rated turn for editing)."""
+
+    model: str
+    generation_id: int
+    text: str
+    tool_calls: list[Any] | None
+    error: str | None
+    ttft_ms: float | None
+    total_ms: float | None
+    tokens: int | None
+    tokens_per_s: float | None
+    rating_id: int
+    score: int
+    criteria: list[str]
+    comment: str
+    rated_at: Any  # when the rating was last saved
+
+
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
@@ -718,6 +737,30 @@ class Store:
                 .distinct()
             )
             return {(d, t) for d, t in s.execute(stmt).all()}
+
+    def rated_answers(self, annotator: int | str, *, eval_set: str, dialog_id: str, turn_index: int,
+                      context: str) -> list[RatedAnswer]:
+        """The answers to one turn (in one context) that this annotator rated in their latest submission
+        there, with their rating, in the order the sides were shown; empty if they never rated it."""
+        g, r = Generation, Rating
+        column = Annotator.id if isinstance(annotator, int) else Annotator.name
+        stmt = (
+            sa.select(Model.name, g.id, g.text, g.tool_calls, g.error, g.ttft_ms, g.total_ms, g.tokens, g.tokens_per_s,
+                      r.id, r.score, r.criteria, r.comment, r.created_at, r.updated_at)
+            .join(r, r.generation_id == g.id).join(Model, Model.id == g.model_id)
+            .join(Annotator, Annotator.id == r.annotator_id)
+            .where(column == annotator, g.eval_set == eval_set, g.dialog_id == dialog_id,
+                   g.turn_index == turn_index, g.context == context)
+            .order_by(r.id)
+        )
+        with self._reads() as s:
+            rows = s.execute(stmt).all()
+        if not rows:
+            return []
+        # One submission writes all its sides with one created_at (an edit keeps it); after a regeneration
+        # the newest submission is the one to show, not a mix with the answers it replaced.
+        newest = max(row[13] for row in rows)
+        return [RatedAnswer(*row[:13], rated_at=row[14]) for row in rows if row[13] == newest]
 
     def record_vote(
         self,

@@ -28,6 +28,9 @@ CSS = """
 .arena-gt { border-top: 1px dashed #bbb; margin-top: 6px; padding-top: 4px; }
 .arena-figures { font-size: 0.85em; color: #444; }
 .arena-side.arena-active { outline: 2px solid #4c8bf5; border-radius: 8px; }
+#replay-submit-bar { position: sticky; bottom: 0; z-index: 20; background: var(--body-background-fill);
+                     border-top: 1px solid var(--border-color-primary); padding: 6px 0; align-items: center; }
+[id^="replay-answer-"] .arena-answer { max-height: 45vh; overflow-y: auto; }
 .arena-account { display: flex; gap: 14px; align-items: center; justify-content: flex-end; }
 .arena-account form { margin: 0; }
 .arena-account button { border: 1px solid #d0d7de; border-radius: 6px; padding: 3px 10px; background: #fff; cursor: pointer; }
@@ -41,25 +44,54 @@ CSS = """
 
 SHORTCUTS_JS = """
 <script>
-// Keyboard: 1-5 score the highlighted side (then move to the next unscored side); Ctrl+Enter submits.
+// Replay keys: 1-5 score the highlighted side, then the highlight moves to the next side still unscored;
+// Ctrl+Enter submits. A side is always highlighted, and every newly opened turn starts on side A: the
+// history carries a data-step marker that changes with each opened turn (a click inside B's comment
+// must not carry over to the next turn's keys). Digits are read by physical key (ev.code), so they
+// work with the Korean IME on.
 (function () {
-  let active = 0;
+  let active = 0, step = null;
   const sides = () => Array.from(document.querySelectorAll('[id^="replay-side-"]')).filter(e => e.offsetParent !== null);
-  const mark = () => sides().forEach((e, i) => e.classList.toggle('arena-active', i === active));
+  const scored = (side) => !!document.querySelector('#replay-score-' + side.id.split('-').pop() + ' input:checked');
+  const mark = () => {
+    const list = sides();
+    if (active >= list.length) active = 0;
+    list.forEach((e, i) => { if (e.classList.contains('arena-active') !== (i === active)) e.classList.toggle('arena-active'); });
+  };
+  const sync = () => {
+    const marker = document.querySelector('#replay-history [data-step]');
+    const key = marker ? marker.getAttribute('data-step') : null;
+    if (key !== step) { step = key; active = 0; }
+    mark();
+  };
+  // Class changes too: a re-render of a side's column may rewrite its class list and drop the highlight.
+  new MutationObserver(sync).observe(document.documentElement,
+                                     {childList: true, subtree: true, attributes: true, attributeFilter: ['class']});
   document.addEventListener('keydown', (ev) => {
+    const submit = document.getElementById('replay-submit');
+    if (!submit || submit.offsetParent === null) return;  // another tab is showing
+    if (ev.ctrlKey && ev.key === 'Enter') { submit.click(); ev.preventDefault(); return; }
     const tag = (ev.target.tagName || '').toLowerCase();
-    if (ev.ctrlKey && ev.key === 'Enter') { document.getElementById('replay-submit')?.click(); ev.preventDefault(); return; }
     if (tag === 'textarea' || (tag === 'input' && ev.target.type === 'text')) return;
-    if (!/^[1-5]$/.test(ev.key)) return;
+    if (ev.ctrlKey || ev.altKey || ev.metaKey) return;
+    const digit = /^(?:Digit|Numpad)([1-5])$/.exec(ev.code || '');
+    if (!digit) return;
     const list = sides(); if (!list.length) return;
-    active = Math.min(active, list.length - 1);
+    if (active >= list.length) active = 0;
     const idx = list[active].id.split('-').pop();
-    const radio = document.querySelector('#replay-score-' + idx + ' input[value="' + ev.key + '"]');
-    if (radio && !radio.disabled) { radio.click(); active = (active + 1) % list.length; mark(); }
+    const radio = document.querySelector('#replay-score-' + idx + ' input[value="' + digit[1] + '"]');
+    if (!radio || radio.disabled) return;
+    radio.click();
+    let next = (active + 1) % list.length;
+    for (let k = 1; k < list.length; k++) {
+      const j = (active + k) % list.length;
+      if (!scored(list[j])) { next = j; break; }
+    }
+    active = next; mark(); ev.preventDefault();
   });
   document.addEventListener('click', (ev) => {
     const side = ev.target.closest && ev.target.closest('[id^="replay-side-"]');
-    if (side) { active = sides().indexOf(side); mark(); }
+    if (side) { active = Math.max(0, sides().indexOf(side)); mark(); }
   });
 })();
 </script>

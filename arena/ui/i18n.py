@@ -79,6 +79,23 @@ STRINGS: dict[str, dict[str, str]] = {
     "score_required": {"ko": "점수를 모두 매겨 주세요: {sides}", "en": "Please score every side: {sides}"},
     "saved": {"ko": "✅ {n}개 답변의 평가를 저장했습니다.", "en": "✅ Saved ratings for {n} answers."},
     "all_rated": {"ko": "🎉 이 평가 세트의 모든 턴을 평가했습니다.", "en": "🎉 Every turn of this eval set is rated."},
+    # Not a bare ✓: Gradio's dropdown already puts one beside the selected option.
+    "turn_rated_mark": {"ko": "(평가함 ✔)", "en": "(rated ✔)"},
+    "submit_edit": {"ko": "평가 수정 (Ctrl+Enter)", "en": "Update rating (Ctrl+Enter)"},
+    "editing_note": {"ko": "✏️ {when}에 평가한 턴입니다. 그때의 답변과 평가를 보여 줍니다. '평가 수정'은 이 평가를 바꾸며, "
+                           "이전 평가는 기록에 남습니다.",
+                     "en": "✏️ You rated this turn on {when}; its answers and your rating are shown. "
+                           "“Update rating” replaces that rating; the earlier one stays in the history."},
+    "saved_turn": {"ko": "✅ {dialog} · {turn}: {n}개 답변의 평가를 저장했습니다.",
+                   "en": "✅ Saved ratings for {n} answers ({dialog} · {turn})."},
+    "updated_turn": {"ko": "✅ {dialog} · {turn}: {n}개 답변의 평가를 수정했습니다 (이전 평가는 기록에 남음).",
+                     "en": "✅ Updated ratings for {n} answers ({dialog} · {turn}); the earlier ones are kept in the history."},
+    "regenerated_note": {"ko": "새 답변입니다. 이 턴의 이전 답변과 평가는 그대로 남습니다.",
+                         "en": "New answers; this turn's earlier answers and ratings are kept."},
+    "rated_models_kept": {"ko": "평가한 답변을 그대로 보여 줍니다. 고른 모델로 새 답변을 받으려면 '다시 생성 ↻'을 누르세요.",
+                          "en": "Your rated answers stay on screen; press “Regenerate ↻” for new answers from the picked models."},
+    "stale_submit": {"ko": "화면의 턴이 바뀌었습니다. 화면의 답변을 확인하고 다시 제출하세요.",
+                     "en": "The turn on screen changed; check its answers and submit again."},
     "your_message": {"ko": "메시지", "en": "Your message"},
     "send": {"ko": "보내기", "en": "Send"},
     "clear": {"ko": "새 대화", "en": "New chat"},
