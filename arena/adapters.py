@@ -13,6 +13,7 @@ machine, or a shared filesystem mounted at the same place). vLLM's refusals are 
 # and the endpoint is defined inside mount_api.
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +60,30 @@ def models_using(registry: Registry, adapter_dir: str | Path) -> list[str]:
     return [n for n, s in registry.specs.items() if s.adapter and Path(s.adapter).resolve() == wanted]
 
 
+MAX_PATH_BYTES = 4096  # PATH_MAX on Linux: a longer path cannot name a directory
+
+
+def _adapter_dir(path: str | Path) -> Path:
+    """The resolved adapter directory; AdapterError (400) for a path that cannot name one, instead of the
+    ValueError (NUL byte) or OSError (name too long) that reached the API as a 500."""
+    text = str(path)
+    if "\x00" in text:
+        raise AdapterError("path: contains a NUL byte; give the adapter directory's path")
+    if len(os.fsencode(text)) > MAX_PATH_BYTES:
+        raise AdapterError(f"path: {len(os.fsencode(text)):,} bytes long; a path has at most {MAX_PATH_BYTES:,}")
+    try:
+        adapter_dir = Path(text).resolve()
+        found = (adapter_dir / "adapter_config.json").is_file()
+    except (OSError, ValueError) as exc:  # a path component over NAME_MAX, a loop of links
+        raise AdapterError(f"path: cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+    if not found:
+        raise AdapterError(f"{adapter_dir}: not an adapter directory (adapter_config.json missing)")
+    return adapter_dir
+
+
 def _checked(registry: Registry, base: str, adapter_dir: str | Path, name: str | None) -> tuple[Path, ModelSpec, str]:
     """(resolved adapter dir, base spec, new model name) once the request makes sense; AdapterError if not."""
-    adapter_dir = Path(adapter_dir).resolve()
-    if not (adapter_dir / "adapter_config.json").is_file():
-        raise AdapterError(f"{adapter_dir}: not an adapter directory (adapter_config.json missing)")
+    adapter_dir = _adapter_dir(adapter_dir)
     spec = registry.specs.get(base)
     if spec is None:
         raise AdapterError(f"no model {base!r} in this arena; bases: {', '.join(base_choices(registry)) or 'none'}", 404)

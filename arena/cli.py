@@ -43,6 +43,15 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # A database that cannot be opened (not a database, from a newer arena) is the same message for
+        # every command, without a traceback. Imported here: `arena --help` need not load SQLAlchemy.
+        from arena.store import StoreError
+
+        if not isinstance(exc, StoreError):
+            raise
+        print(f"arena {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

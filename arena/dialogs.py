@@ -93,8 +93,28 @@ class Dialog(BaseModel):
     gold: list[str] | None = None
     meta: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("tools")
+    @classmethod
+    def _tool_shape(cls, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # Templates and servers read tools[i].function.name; a tool without one fails at generation time.
+        for i, tool in enumerate(tools):
+            function = tool.get("function")
+            if tool.get("type", "function") != "function":
+                raise _FieldError(f"[{i}].type", f"expected 'function', not {tool.get('type')!r}")
+            if not isinstance(function, dict):
+                raise _FieldError(f"[{i}].function", "missing: each tool is {\"type\": \"function\", \"function\": "
+                                  "{\"name\": ..., \"parameters\": {...}}}")
+            if not isinstance(function.get("name"), str) or not function["name"]:
+                raise _FieldError(f"[{i}].function.name", "missing or empty: the tool's name")
+        return tools
+
     @model_validator(mode="after")
     def _consistency(self) -> "Dialog":
+        first = next((i for i, t in enumerate(self.turns) if t.role != "system"), None)
+        if first is None:
+            raise _FieldError("turns", "no user turn: a dialog needs at least one user turn")
+        if self.turns[first].role != "user":
+            raise _FieldError(f"turns[{first}].role", f"a dialog starts with a user turn, not {self.turns[first].role}")
         pending = 0  # tool results still owed to the last assistant tool-call turn
         for i, turn in enumerate(self.turns):
             if turn.role == "tool":
@@ -170,7 +190,8 @@ def _problems_from_validation(file: str, line: int, exc: ValidationError) -> lis
         field = _loc_to_field(err["loc"])
         message = err["msg"].removeprefix("Value error, ")
         if isinstance(ctx_err, _FieldError):
-            field = f"{field}.{ctx_err.field}" if field != "(line)" else ctx_err.field
+            sep = "" if ctx_err.field.startswith("[") else "."  # tools[0], not tools.[0]
+            field = f"{field}{sep}{ctx_err.field}" if field != "(line)" else ctx_err.field
             message = ctx_err.message
         if err["type"] == "literal_error" and field.endswith(".role"):
             message = f"unknown role {err['input']!r}; expected one of system, user, assistant, tool"
@@ -202,6 +223,8 @@ def parse_file(path: str | Path) -> tuple[list[tuple[int, Dialog]], list[Problem
         lines = list(iter_lines(path))
     except OSError as exc:
         return [], [Problem(str(path), 0, "(file)", f"cannot read: {exc}")]
+    if not lines:
+        return [], [Problem(str(path), 1, "(file)", "no dialogs: the file is empty (one JSON dialog per line expected)")]
     for number, text in lines:
         if isinstance(text, Problem):
             problems.append(text)

@@ -13,7 +13,8 @@ import json
 import math
 import os
 import re
-import tempfile
+import secrets
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
@@ -123,21 +124,62 @@ def default_filename(round_name: str, fmt: str) -> str:
     return f"{safe}.{fmt}"
 
 
+class ExportTargetError(ValueError):
+    """The export path names something that is not a regular file (a device, directory, FIFO, socket)."""
+
+
+_KINDS = {stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device", stat.S_IFDIR: "a directory",
+          stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket"}
+
+
+def export_target(path: str | Path) -> tuple[Path, int | None]:
+    """(file to replace, its permission bits or None for a new file) for an export to ``path``;
+    ExportTargetError if it is not a file. A symlink is followed, so the file it points to gets the
+    export and the link stays."""
+    path = Path(path)
+    real = Path(os.path.realpath(path))
+    try:
+        st = os.stat(real)
+    except FileNotFoundError:
+        return real, None
+    if not stat.S_ISREG(st.st_mode):
+        kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
+        via = f" (via the link {path})" if real != path.absolute() else ""
+        raise ExportTargetError(f"{real} is {kind}{via}; give the path of a file to write")
+    return real, stat.S_IMODE(st.st_mode)
+
+
+def _temp_beside(target: Path) -> tuple[int, str]:
+    """An open new file next to ``target``, created as open() would (0o666 less the umask, which
+    mkstemp's owner-only file would not give)."""
+    for _ in range(100):
+        tmp = str(target.parent / f".{target.name}.{secrets.token_hex(4)}.part")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {target}")
+
+
 def export_round(store: "Store", round_: int | str, fmt: str, path: str | Path) -> int:
-    """Write a round's rows to ``path`` in ``fmt`` (csv: UTF-8 with BOM); returns the row count."""
+    """Write a round's rows to ``path`` in ``fmt`` (csv: UTF-8 with BOM); returns the row count.
+
+    Raises ExportTargetError, before anything is written, when ``path`` is not a regular file or a
+    link to one (``arena export`` running as root once replaced /dev/full with a CSV)."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, not {fmt!r}")
+    target, mode = export_target(path)
     rows = round_rows(store, round_)
-    path = Path(path)
     # Written beside the target and renamed over it once complete: a failed write (disk full, a file
     # size limit) leaves no half file behind and an earlier export at ``path`` as it was.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp = _temp_beside(target)
     try:
         # newline="": the csv module writes its own line endings (and keeps newlines inside answers intact).
         with open(fd, "w", encoding="utf-8-sig" if fmt == "csv" else "utf-8", newline="") as out:
             n = write_csv(rows, out) if fmt == "csv" else write_jsonl(rows, out)
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; an export is an ordinary file
-        os.replace(tmp, path)
+        if mode is not None:  # an existing file keeps its permissions; a new one got 0o666 less the umask
+            os.chmod(tmp, mode)
+        os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

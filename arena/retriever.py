@@ -152,11 +152,24 @@ class Corpus:
             yield f"{raw['title']} {raw.get('text') or ''}"
 
 
-def _iter_docs(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if line.strip():
+def _iter_docs(path: Path) -> Iterator[tuple[int, Any]]:
+    """(1-based line, parsed JSON) per non-blank line; ValueError naming ``file:line`` for a bad line
+    (json's own message counts lines of the one line it was given, so it always said line 1)."""
+    with path.open("rb") as fh:
+        for number, data in enumerate(fh, start=1):
+            try:
+                line = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{path}:{number}: not UTF-8: byte 0x{data[exc.start]:02x} at column {exc.start + 1}; "
+                                 "save the file as UTF-8") from None
+            if not line.strip():
+                continue
+            try:
                 yield number, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{number}: invalid JSON: {exc.msg} at column {exc.colno}") from None
+            except RecursionError:
+                raise ValueError(f"{path}:{number}: JSON nested too deeply") from None
 
 
 def file_sha256(path: str | Path) -> str:

@@ -34,8 +34,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from backends import templates
 from backends.base import Backend, Health, Options, Timeouts
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -122,6 +123,15 @@ class ModelSpec(BaseModel):
         default_factory=dict, description="openai/vllm: extra request fields, e.g. {repetition_penalty: 1.1}"
     )
     launch: LaunchSpec | None = Field(None, description="vllm: start this server with `arena models up`")
+
+    @field_validator("template")
+    @classmethod
+    def _known_template(cls, value: str | None) -> str | None:
+        # A misspelt name would otherwise be rendered as Jinja source: the same literal prompt for every
+        # dialog. Whether a .jinja file exists is checked once base_dir is known (load_config).
+        if value is not None and not value.endswith(".jinja") and (problem := templates.check_template(value)):
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _kind_fields(self) -> "ModelSpec":
@@ -309,6 +319,11 @@ def load_config(config_path: str | Path) -> tuple[RegistryConfig, Path]:
     except ValidationError as exc:
         raise RegistryError(f"{path}: invalid models file:\n{_describe(exc, raw)}") from None
     base = (path.parent / config.base_dir).resolve()
+    missing = [f"  models[{i}] ({spec.name}): template: no template file at {_resolve(spec.template, base)}"
+               for i, spec in enumerate(config.models)
+               if spec.template and spec.template.endswith(".jinja") and not Path(_resolve(spec.template, base)).is_file()]
+    if missing:
+        raise RegistryError(f"{path}: invalid models file:\n" + "\n".join(missing))
     return config, base
 
 

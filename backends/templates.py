@@ -135,12 +135,27 @@ STOP_STRINGS: dict[str, list[str]] = {
 
 def get_template(name_or_path: str) -> str:
     """A template by name (``koalpaca``, ``solar``, ``gemma``, ``llama31``) or from a ``.jinja`` file."""
+    problem = check_template(name_or_path)
+    if problem:
+        raise KeyError(problem)
+    return TEMPLATES.get(name_or_path) or Path(name_or_path).read_text(encoding="utf-8")
+
+
+def is_jinja_source(text: str) -> bool:
+    """Whether ``text`` is template source rather than a template name or path (it has a Jinja tag)."""
+    return "{{" in text or "{%" in text
+
+
+def check_template(name_or_path: str) -> str | None:
+    """Why ``name_or_path`` is not a usable template (unknown name, missing .jinja file), or None if it is."""
     if name_or_path in TEMPLATES:
-        return TEMPLATES[name_or_path]
-    path = Path(name_or_path)
-    if path.suffix == ".jinja" and path.is_file():
-        return path.read_text(encoding="utf-8")
-    raise KeyError(f"unknown chat template {name_or_path!r}; known: {', '.join(sorted(TEMPLATES))} or a .jinja path")
+        return None
+    known = f"known: {', '.join(sorted(TEMPLATES))}, or a path ending in .jinja"
+    if not name_or_path.endswith(".jinja"):
+        return f"unknown chat template {name_or_path!r}; {known}"
+    if not Path(name_or_path).is_file():
+        return f"no template file at {name_or_path}"
+    return None
 
 
 def stop_strings(name_or_path: str | None) -> list[str]:
@@ -158,8 +173,11 @@ def render(
     eos_token: str = "",
     **extra: Any,
 ) -> str:
-    """Render a template (a name from ``TEMPLATES``, a .jinja path, or Jinja source) for a dialog."""
-    source = TEMPLATES.get(template) or (get_template(template) if template.endswith(".jinja") else template)
+    """Render a template (a name from ``TEMPLATES``, a .jinja path, or Jinja source) for a dialog.
+
+    Raises KeyError for anything else: a misspelt name (``koalpca``) rendered as Jinja would be its own
+    text, the same constant prompt for every dialog."""
+    source = template if is_jinja_source(template) else get_template(template)
     context: dict[str, Any] = {
         "messages": messages,
         "add_generation_prompt": add_generation_prompt,

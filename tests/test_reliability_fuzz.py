@@ -18,6 +18,7 @@ import sys
 import tempfile
 from itertools import count
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -125,6 +126,9 @@ def test_eval_set_loader_gives_each_line_a_dialog_or_located_problems(lines: lis
     _check_problems(problems, path, len(lines))
     nonblank = {i for i, text in enumerate(lines, start=1) if text.strip()}
     dialog_lines, problem_lines = {n for n, _ in dialogs}, {p.line for p in problems}
+    if not nonblank:  # a file of blank lines is refused as a whole, at its line 1
+        assert not dialogs and [(p.line, p.field) for p in problems] == [(1, "(file)")]
+        return
     assert dialog_lines | problem_lines == nonblank  # nothing silently dropped
     assert not dialog_lines & problem_lines  # a line is either loaded or refused, never half
     for _, dialog in dialogs:
@@ -360,7 +364,8 @@ def test_live_mode_refuses_oversized_messages_in_its_handler(tmp_path: Path) -> 
             for size, refused in ((live_tab.MAX_MESSAGE_CHARS + 1, True), (500_000, True),
                                   (live_tab.MAX_MESSAGE_CHARS, False)):
                 st = live_tab.LiveState()
-                out = start("가" * size, ["m-a", "m-b"], st)
+                # The handler's request: an annotator of no round, who may use every model by name.
+                out = start("가" * size, ["m-a", "m-b"], st, SimpleNamespace(username="kim"))
                 expected = t(lang, "message_too_long", n=size, max=live_tab.MAX_MESSAGE_CHARS)
                 assert (out.get(status) == expected) is refused
                 assert (st.histories == []) is refused  # refused: nothing reaches a model or the store

@@ -257,3 +257,34 @@ def test_quantization_auto_is_plain_lora_without_cuda():
     assert resolve_quantization("auto") == "none" and resolve_quantization("none") == "none"
     with pytest.raises(RuntimeError, match="CUDA"):
         resolve_quantization("4bit")
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_arena_train_shows_its_progress_by_step_without_log_dicts_or_warnings(tiny_models, data_files, tmp_path,
+                                                                              progress):
+    """Issue 15 item 9: the real `arena train`, output captured as in CI (no terminal size). With the bar:
+    one ``training RUN: N/6`` bar with the loss; without: one ``step N/6: loss …`` line per log. Never the
+    raw log dicts (``{'loss': …}``) nor the FutureWarnings trl's own code triggers."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "adapters"
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1", "COLUMNS": "0", "LINES": "0"}
+    done = subprocess.run(
+        [sys.executable, "-m", "arena.cli", "train", "--base_model", str(tiny_models["llama-tiny"]),
+         "--data", f"dolly:{data_files['dolly']}", "--output_dir", str(out), "--max_steps", "6",
+         "--logging_steps", "2", "--eval_fraction", "0.2", "--per_device_train_batch_size", "2",
+         "--save_steps", "6", "--progress", str(progress).lower()],
+        cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    err = done.stderr
+    run_name = next(out.iterdir()).name
+    assert "{'loss'" not in err and "'eval_loss'" not in err and "FutureWarning" not in err, err[-3000:]
+    if progress:
+        assert f"training {run_name}:" in err and "6/6" in err and "loss=" in err, err[-3000:]
+    else:
+        steps = [line for line in err.splitlines() if line.startswith(f"training {run_name}: step ")]
+        assert [s.split(": ")[1] for s in steps if "eval loss" not in s] == ["step 2/6", "step 4/6", "step 6/6"], err
+        assert all("loss " in s for s in steps), steps

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -67,18 +68,70 @@ class TrainConfig:
     dry_run: bool = field(default=False, metadata={"help": "convert and check the data, print counts, do not train"})
 
     def validate(self) -> "TrainConfig":
-        """Raise ValueError on settings that cannot work, before anything heavy is loaded."""
+        """Raise ConfigError (a ValueError naming the field) on settings that cannot work, before anything
+        heavy is loaded: a bad rank or learning rate would otherwise fail only after the model is loaded."""
         if not self.base_model:
-            raise ValueError("base_model is required")
+            raise ConfigError("base_model", "is required")
         if not self.data:
-            raise ValueError("data is required: one or more FORMAT:PATH entries")
+            raise ConfigError("data", "is required: one or more FORMAT:PATH entries")
+        if self.template is not None:
+            from backends.templates import check_template
+
+            if problem := check_template(self.template):
+                raise ConfigError("template", problem)
         if self.quantization not in ("auto", "4bit", "none"):
-            raise ValueError(f"quantization must be auto, 4bit or none, not {self.quantization!r}")
+            raise ConfigError("quantization", f"must be auto, 4bit or none, not {self.quantization!r}")
         if not 0 <= self.eval_fraction < 1:
-            raise ValueError("eval_fraction must be in [0, 1)")
+            raise ConfigError("eval_fraction", f"must be in [0, 1), not {self.eval_fraction}")
         if self.max_steps <= 0 and self.num_train_epochs <= 0:
-            raise ValueError("set max_steps > 0 or num_train_epochs > 0")
+            raise ConfigError("max_steps", "set max_steps > 0 or num_train_epochs > 0")
+        at_least_one = ["lora_r", "per_device_train_batch_size", "gradient_accumulation_steps", "max_length",
+                        "logging_steps", "save_steps"]
+        for name in at_least_one:
+            if getattr(self, name) < 1:
+                raise ConfigError(name, f"must be a whole number >= 1, not {getattr(self, name)}")
+        for name in ("eval_steps", "save_total_limit"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(name, f"must be >= 1 or unset, not {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ConfigError("learning_rate", f"must be > 0, not {self.learning_rate}")
+        if not self.lora_alpha > 0:
+            raise ConfigError("lora_alpha", f"must be > 0, not {self.lora_alpha}")
+        for name in ("lora_dropout", "warmup_ratio"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(name, f"must be in [0, 1), not {getattr(self, name)}")
+        if self.weight_decay < 0:
+            raise ConfigError("weight_decay", f"must be >= 0, not {self.weight_decay}")
         return self
+
+
+class ConfigError(ValueError):
+    """A TrainConfig setting that cannot work; ``field`` names it, so the message can say where it was set."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+
+
+def base_model_problem(base_model: str) -> str | None:
+    """Why ``base_model`` cannot be loaded (a missing directory), or None for a model directory or a hub id.
+
+    A name that only looks like a hub id (``org/name``, the first part not a local directory) is left to
+    transformers, which finds it in its cache or downloads it."""
+    path = Path(base_model).expanduser()
+    if path.is_dir():
+        return None if (path / "config.json").is_file() else f"{base_model} is not a model directory (no config.json)"
+    if path.exists():
+        return f"{base_model} is not a directory"
+    first = base_model.split("/", 1)[0]
+    if path.is_absolute() or base_model.startswith((".", "~")) or not _HUB_ID.fullmatch(base_model) \
+            or ("/" in base_model and Path(first).is_dir()):
+        return f"no model directory at {base_model}"
+    return None
 
 
 def _base_type(annotation: Any) -> tuple[type, bool]:
@@ -133,30 +186,72 @@ def _coerce(name: str, value: Any) -> Any:
     if many:
         items = value if isinstance(value, list) else [value]
         return [kind(v) if not isinstance(v, kind) else v for v in items]
-    if kind is bool:
-        return value if isinstance(value, bool) else _bool(str(value))
     try:
+        if kind is bool:
+            return value if isinstance(value, bool) else _bool(str(value))
+        if kind is int and (isinstance(value, bool) or (isinstance(value, float) and not value.is_integer())):
+            raise ValueError  # int(True) and int(2.5) would pass silently
         return kind(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, argparse.ArgumentTypeError):
         raise ValueError(f"{name}: expected {kind.__name__}, got {value!r}") from None
 
 
+def _key_lines(text: str) -> dict[str, int]:
+    """1-based line of each top-level key of a YAML mapping (for ``file:line: field: message``)."""
+    import yaml
+
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Defaults, then the YAML file, then ``overrides``; unknown keys are an error naming them."""
+    """Defaults, then the YAML file, then ``overrides``; unknown keys are an error naming them.
+
+    A bad value is a ValueError saying where it was set: ``FILE:LINE: field: message`` for the YAML file,
+    ``--field: message`` for an option."""
     import yaml
 
     values: dict[str, Any] = {}
+    lines: dict[str, int] = {}
     if path is not None:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        text = Path(path).read_text(encoding="utf-8")
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: not valid YAML: {exc}") from None
         if not isinstance(raw, dict):
             raise ValueError(f"{path}: expected a mapping of TrainConfig fields")
         values.update(raw)
-    values.update(overrides or {})
+        lines = _key_lines(text)
+    overrides = overrides or {}
+    values.update(overrides)
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown setting(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return TrainConfig(**{k: _coerce(k, v) for k, v in values.items()}).validate()
+
+    def where(name: str) -> str:
+        if name in overrides:
+            return f"--{name}"
+        return f"{path}:{lines[name]}: {name}" if name in lines else f"{path}: {name}"
+
+    coerced = {}
+    for k, v in values.items():
+        try:
+            coerced[k] = _coerce(k, v)
+        except ValueError as exc:
+            raise ValueError(f"{where(k)}: {str(exc).removeprefix(f'{k}: ')}") from None
+    try:
+        return TrainConfig(**coerced).validate()
+    except ConfigError as exc:
+        if exc.field not in values:  # a default that conflicts with nothing set, e.g. base_model missing
+            raise
+        raise ValueError(f"{where(exc.field)}: {exc.message}") from None
 
 
 def from_args(args: argparse.Namespace) -> TrainConfig:

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from training.config import TrainConfig
+from training.config import TrainConfig, base_model_problem
 from training.data import DataSource, LoadedData, Record, load_records
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,10 @@ def load_model(config: TrainConfig, quantization: str) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(config.base_model)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(config.base_model)
+    except OSError as exc:  # a hub id that is neither cached nor reachable, or unreadable files
+        raise RuntimeError(f"base_model: cannot load {config.base_model}: {str(exc).splitlines()[0]}") from None
     tokenizer.padding_side = "right"  # training pads on the right; generation (LocalBackend) never pads
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -210,23 +213,93 @@ def build_trainer(config: TrainConfig, data: LoadedData, run_dir: Path) -> tuple
         bf16=bf16,
         fp16=cuda and not bf16,
         use_cpu=not cuda,
-        gradient_checkpointing=config.gradient_checkpointing,
+        # transformers' own name; trl's config still sets the deprecated alias, which warns on every run.
+        activation_checkpointing=config.gradient_checkpointing,
         # The masks are built here for every template; trl's own assistant_only_loss needs {% generation %}.
         assistant_only_loss=False,
         completion_only_loss=False,
         packing=False,
         report_to="none",
-        disable_tqdm=not config.progress,
+        # Our own bar (TrainProgress) instead of transformers': it showed nothing where the terminal
+        # reports no size, and printed the raw log dicts without the step.
+        disable_tqdm=True,
         dataloader_num_workers=0,
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                          processing_class=tokenizer, peft_config=lora)
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # what disable_tqdm puts in: it prints every log dict
+    trainer.add_callback(progress_callback(f"training {run_dir.name}", config.progress))
     info = {
         "quantization": quantization, "target_modules": targets,
         "records": {"train": len(train_records), "eval": len(eval_records)},
         "architecture": type(model).__name__, "model_type": model.config.model_type,
     }
     return trainer, info
+
+
+def _bar_size() -> tuple[int, int]:
+    """(columns, rows) for the bar; a terminal that reports 0x0 (some containers, `script`) gets 100x24,
+    where tqdm would take 0 rows as no room and draw nothing."""
+    import shutil
+
+    size = shutil.get_terminal_size(fallback=(100, 24))
+    return size.columns or 100, size.lines or 24
+
+
+def progress_callback(desc: str, show: bool) -> Any:
+    """A Trainer callback: one bar ``training RUN: step/total [elapsed<left, loss=..., eval_loss=...]`` on
+    stderr, or, with ``show`` false, one ``RUN: step N/TOTAL: loss ...`` line per log (for files and CI)."""
+    from transformers import TrainerCallback
+
+    class TrainProgress(_TrainProgress, TrainerCallback):
+        pass
+
+    return TrainProgress(desc, show)
+
+
+class _TrainProgress:
+    """The events of :func:`progress_callback` (mixed into TrainerCallback there)."""
+
+    def __init__(self, desc: str, show: bool) -> None:
+        self.desc, self.show, self.bar = desc, show, None
+        self.latest: dict[str, str] = {}  # the newest train and eval loss, both kept in the bar
+        self.training = False  # the evaluations before and after train() are in the summary instead
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        import sys
+
+        from tqdm.auto import tqdm
+
+        self.training = True
+        if self.show and state.is_world_process_zero:
+            cols, rows = _bar_size()
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=self.desc, unit="step",
+                            file=sys.stderr, ncols=cols, nrows=rows, dynamic_ncols=False, leave=True)
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        import sys
+
+        shown = {k: logs[k] for k in ("loss", "eval_loss") if isinstance((logs or {}).get(k), (int, float))}
+        if not shown or not self.training or not state.is_world_process_zero:
+            return
+        if self.bar is not None:
+            self.latest.update({k: f"{v:.4f}" for k, v in shown.items()})
+            self.bar.set_postfix(self.latest, refresh=True)
+        else:
+            text = ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in shown.items())
+            print(f"{self.desc}: step {state.global_step}/{state.max_steps}: {text}", file=sys.stderr, flush=True)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.training = False
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 # ---------------------------------------------------------------------------------------------- run
@@ -299,26 +372,42 @@ def _dataset_bars(show: bool) -> Iterator[None]:
             datasets.enable_progress_bars()
 
 
+@contextlib.contextmanager
+def _quiet_deprecations() -> Iterator[None]:
+    """Hide the FutureWarnings trl's own code triggers in transformers (nothing a user can change)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.* is deprecated", category=FutureWarning)
+        yield
+
+
 def train(config: TrainConfig) -> Path:
     """Run one training job and return its adapter directory (with manifest.json and the loss curve)."""
     config.validate()
     data = load_records(config.data, skip_bad=config.skip_bad, references=config.references)  # DataError stops here
     if data.problems:
         log.warning("skipping %d bad record(s):\n%s", len(data.problems), "\n".join(f"  {p}" for p in data.problems))
+    if problem := base_model_problem(config.base_model):  # before a run dir exists
+        raise FileNotFoundError(f"base_model: {problem}")
     if Path(config.base_model).is_dir():  # adapter_config.json and the manifest record an absolute path
         config = replace(config, base_model=str(Path(config.base_model).resolve()))
     run_dir, checkpoint = plan_run_dir(config)
+    in_place = checkpoint is not None and run_dir in checkpoint.parents  # resuming an unfinished run
     started = time.monotonic()
     try:
-        with _dataset_bars(config.progress):
-            trainer, info = build_trainer(config, data, run_dir)
-        initial_eval = None
-        if trainer.eval_dataset is not None and checkpoint is None:
-            initial_eval = trainer.evaluate()["eval_loss"]
-        result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        with _quiet_deprecations():
+            # datasets' map/filter bars (truncating, dropping masked examples) are noise beside the run's bar.
+            with _dataset_bars(False):
+                trainer, info = build_trainer(config, data, run_dir)
+            initial_eval = None
+            if trainer.eval_dataset is not None and checkpoint is None:
+                initial_eval = trainer.evaluate()["eval_loss"]
+            result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     except BaseException:
-        # A run that failed before its first checkpoint leaves nothing to resume: do not leave an empty dir.
-        if not (run_dir / CHECKPOINTS).is_dir():
+        # A new run that failed before its first checkpoint leaves nothing to resume: remove its directory
+        # (the Trainer creates checkpoints/ itself at start, so an empty one does not count).
+        if not in_place and not any((c / "trainer_state.json").is_file() for c in (run_dir / CHECKPOINTS).glob("checkpoint-*")):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     final_eval = trainer.evaluate()["eval_loss"] if trainer.eval_dataset is not None else None

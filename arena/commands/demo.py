@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from arena import PROJECT_ROOT
+from arena.commands.db import db_location
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", default="ratings.db", help="SQLite path or SQLAlchemy URL (default: ratings.db)")
+    p.add_argument("--db", type=db_location, default="ratings.db", help="SQLite path or SQLAlchemy URL (default: ratings.db)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--eval-sets", type=Path, default=PROJECT_ROOT / "eval_sets", help="directory of eval-set JSONL files")
@@ -39,8 +41,6 @@ def _origin(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--allow-origin {text!r}: ")) from None
 
 
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     demo = sub.add_parser("demo", help="build the tiny models if needed and serve the arena with them",
                           description="Build the embedded tiny models (first run only, a few minutes), create "
@@ -56,26 +56,73 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve.set_defaults(func=run_serve)
 
 
+def _startup_problem(args: argparse.Namespace) -> str | None:
+    """What stops the server before anything is loaded: no eval-set directory, or no eval sets in it."""
+    from arena.dialogs import eval_set_files
+
+    if not args.eval_sets.is_dir():
+        return f"--eval-sets: no directory {args.eval_sets}"
+    if not eval_set_files(args.eval_sets):
+        return f"--eval-sets: no eval-set files (*.jsonl) in {args.eval_sets}"
+    return None
+
+
+def _note_new_database(db: str) -> None:
+    """Say so when the SQLite file does not exist yet: a typo in --db would otherwise look like an empty arena."""
+    from arena.store import to_url
+
+    url = to_url(db)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+            and not Path(url.database).exists():
+        print(f"arena: no database at {url.database} yet: creating a new, empty one")
+
+
+def _serve(config, banner: str = "") -> int:
+    """Run the server; bad models, eval-set or database files end it with their message and exit 2."""
+    from arena.dialogs import EvalSetError
+    from arena.server import run
+    from arena.store import StoreError
+    from backends.registry import RegistryError
+
+    try:
+        run(config, banner=banner)
+    except EvalSetError as exc:
+        print(f"arena: {len(exc.problems)} problem(s) in the eval sets; nothing was served:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    except (RegistryError, StoreError) as exc:
+        print(f"arena: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def run_demo(args: argparse.Namespace) -> int:
-    from arena.server import ServeConfig, ensure_demo_account, run
+    from arena.server import ServeConfig, ensure_demo_account
     from arena.store import Store
     from training.tiny import ensure_tiny_models
 
+    if problem := _startup_problem(args):
+        print(f"arena demo: {problem}", file=sys.stderr)
+        return 2
     print("arena: preparing the tiny demo models (built once, then cached in models/) ...")
     ensure_tiny_models(PROJECT_ROOT / "models", "demo")
+    _note_new_database(args.db)
     with Store.open(args.db) as store:
         password = ensure_demo_account(store)
     config = ServeConfig(models_config=PROJECT_ROOT / "configs" / "demo.yaml", db=args.db,
                          eval_sets_dir=args.eval_sets, host=args.host, port=args.port,
                          session_idle_minutes=args.session_idle_minutes, allow_origins=tuple(args.allow_origin))
-    run(config, banner=f"arena: log in as  user: demo   password: {password}")
-    return 0
+    return _serve(config, banner=f"arena: log in as  user: demo   password: {password}")
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from arena.server import ServeConfig, run
+    from arena.server import ServeConfig
 
-    run(ServeConfig(models_config=args.config, db=args.db, eval_sets_dir=args.eval_sets,
-                    host=args.host, port=args.port, session_idle_minutes=args.session_idle_minutes,
-                    allow_origins=tuple(args.allow_origin)))
-    return 0
+    if problem := _startup_problem(args):
+        print(f"arena serve: {problem}", file=sys.stderr)
+        return 2
+    _note_new_database(args.db)
+    return _serve(ServeConfig(models_config=args.config, db=args.db, eval_sets_dir=args.eval_sets,
+                              host=args.host, port=args.port, session_idle_minutes=args.session_idle_minutes,
+                              allow_origins=tuple(args.allow_origin)))

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from arena.export import default_filename, export_round, export_text
+    from arena.export import ExportTargetError, default_filename, export_round, export_text
     from arena.store import Store, StoreError
 
     with Store.open(args.db) as store:
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
                 return 0
             path = args.output or default_filename(args.round_name, args.format)
             n = export_round(store, args.round_name, args.format, path)
-        except StoreError as exc:
+        except (StoreError, ExportTargetError) as exc:
             print(f"arena export: {exc}", file=sys.stderr)
             return 2
         except OSError as exc:  # nothing was written: the export goes to a temp file renamed when complete

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from arena.commands.db import db_location
 from arena.recall import DEFAULT_KS, MRR_DEPTH
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=FORMATS, default="md", help="table format (default: md)")
     p.add_argument("--models", nargs="+", default=[], metavar="NAME", help="models (from the registry) whose tool calls give queries")
     p.add_argument("--config", default="configs/demo.yaml", help="models YAML for --models (default: configs/demo.yaml)")
-    p.add_argument("--db", default="ratings.db", help="store holding cached model queries: SQLite path or SQLAlchemy URL (default: ratings.db)")
+    p.add_argument("--db", type=db_location, default="ratings.db", help="store holding cached model queries: SQLite path or SQLAlchemy URL (default: ratings.db)")
     p.add_argument("--concurrency", type=int, default=4, help="parallel generations per model (default: 4)")
     p.add_argument("--no-reference", action="store_true", help="leave out the reference-query row")
     p.add_argument("--cache-dir", default=".cache/bm25", metavar="DIR", help="BM25 index cache (default: .cache/bm25)")

@@ -30,7 +30,7 @@ def _print_problems(problems: list) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train (or, with --dry_run, only check the data) and print where the adapter went."""
-    from training.config import from_args
+    from training.config import base_model_problem, from_args
     from training.data import DataError, load_records
 
     try:
@@ -46,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
             if data.problems:
                 print(f"{len(data.problems)} bad record(s) would be skipped:", file=sys.stderr)
                 _print_problems(data.problems)
+            if problem := base_model_problem(config.base_model):
+                print(f"error: base_model: {problem}", file=sys.stderr)  # exit 1, as the real run's
+                return 1
             print(f"{len(data.records)} records in all; dry run, nothing trained")
             return 0
         from training.lora import train
@@ -56,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         _print_problems(exc.problems)
         return 1
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:  # a missing file or base model, a refused setting
         print(f"error: {exc}", file=sys.stderr)
         return 1
     import json

@@ -148,18 +148,40 @@ def storable_text(text: str | None) -> str | None:
     return text if text is None or not _UNSTORABLE.search(text) else _UNSTORABLE.sub("\ufffd", text)
 
 
+# Limits of one rating: far above what the form produces (4 criteria; a comment may hold a pasted,
+# corrected answer, and a page of Korean is ~2,000 characters), low enough that a crafted request
+# cannot store megabytes per rating (100,000 Korean characters are 300 KB of UTF-8).
+MAX_CRITERIA = 16
+MAX_CRITERION_CHARS = 100
+MAX_COMMENT_CHARS = 100_000
+
+
 def _rating_rows(items: Iterable[RatingInput | tuple[int, int, Sequence[str], str]]) -> list[RatingInput]:
+    """Checked rows: score an int 1-5 (not a bool), criteria strings (repeats dropped, order kept, capped),
+    comment a string (capped); ValueError naming the field otherwise."""
     rows = [RatingInput(*item) for item in items]
+    checked = []
     for row in rows:
         if isinstance(row.score, bool) or not isinstance(row.score, int) or not 1 <= row.score <= 5:
             raise ValueError(f"score must be an integer 1-5, not {row.score!r}")
-        if isinstance(row.criteria, str) or not all(isinstance(c, str) for c in row.criteria):
-            raise ValueError(f"criteria must be a list of strings, not {row.criteria!r}")
-    generation_ids = [row.generation_id for row in rows]
+        if isinstance(row.criteria, (str, bytes)) or not all(isinstance(c, str) for c in row.criteria):
+            raise ValueError(f"criteria must be a list of strings, not {row.criteria!r:.200}")
+        criteria = list(dict.fromkeys(row.criteria))  # a criterion ticked twice counts once
+        if len(criteria) > MAX_CRITERIA:
+            raise ValueError(f"criteria: {len(criteria)} different ones; at most {MAX_CRITERIA}")
+        if any(len(c) > MAX_CRITERION_CHARS for c in criteria):
+            raise ValueError(f"criteria: a name longer than {MAX_CRITERION_CHARS} characters")
+        comment = "" if row.comment is None else row.comment
+        if not isinstance(comment, str):
+            raise ValueError(f"comment must be text, not {type(comment).__name__}")
+        if len(comment) > MAX_COMMENT_CHARS:
+            raise ValueError(f"comment: {len(comment):,} characters; at most {MAX_COMMENT_CHARS:,}")
+        checked.append(row._replace(criteria=criteria, comment=comment))
+    generation_ids = [row.generation_id for row in checked]
     if len(set(generation_ids)) != len(generation_ids):
         raise ValueError(f"a generation appears twice in one submission: {generation_ids}")
     return [row._replace(criteria=[storable_text(c) for c in row.criteria], comment=storable_text(row.comment))
-            for row in rows]
+            for row in checked]
 
 
 def stable_hash(value: Any) -> str:
@@ -217,15 +239,32 @@ class Store:
     def open(
         cls, url_or_path: str | os.PathLike[str] | sa.URL = DEFAULT_URL, *, upgrade: bool = True
     ) -> Store:
-        """Open a store by SQLAlchemy URL or SQLite file path, migrating it to the newest schema."""
+        """Open a store by SQLAlchemy URL or SQLite file path, migrating it to the newest schema.
+
+        Raises StoreError for a file that is not a database and for a database at a schema revision this
+        arena does not know (made by a newer arena: migrating it, or reading it, would go wrong)."""
         store = cls(create_engine(url_or_path))
-        if upgrade:
-            try:
+        try:
+            store._check_schema()
+            if upgrade:
                 store.upgrade()
-            except BaseException:
-                store.close()
-                raise
+        except BaseException:
+            store.close()
+            raise
         return store
+
+    def _check_schema(self) -> None:
+        from arena.store import migrate
+
+        shown = self.engine.url.render_as_string(hide_password=True)
+        try:
+            revision = self.current_revision()
+        except sa.exc.DatabaseError as exc:  # SQLite: "file is not a database"; PostgreSQL: cannot connect
+            raise StoreError(f"{shown}: cannot open the database: {str(exc.orig).strip()}") from None
+        if revision is not None and revision not in migrate.revisions():
+            raise StoreError(f"{shown}: the database is at schema revision {revision}, which this arena does not "
+                             f"know (its newest is {migrate.head()}): it was written by a newer arena; "
+                             "use that version (a downgrade is not possible from here)")
 
     @property
     def url(self) -> str:

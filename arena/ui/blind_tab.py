@@ -19,7 +19,7 @@ from arena.store import ItemClosed, RatingInput, StoreError
 from arena.ui import render
 from arena.ui.i18n import t
 from arena.ui.services import Services
-from arena.ui.sides import SIDE_LETTERS, build_sides, reset_updates
+from arena.ui.sides import SIDE_LETTERS, build_sides, checked_rating, reset_updates
 
 
 @dataclass
@@ -168,7 +168,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         sides = [values[i:i + 3] for i in range(0, 6, 3)]
         if missing := [SIDE_LETTERS[i] for i, (score, _, _) in enumerate(sides) if score is None]:
             return {status: t(lang, "score_required", sides=", ".join(missing))}
-        left, right = (RatingInput(gen, int(score), list(crit or []), comment or "")
+        left, right = (RatingInput(gen, *checked_rating(score, crit, comment, lang))
                        for gen, (score, crit, comment) in zip((a.left_generation, a.right_generation), sides))
         try:
             stored = rounds.submit_judgement(services.store, a, annotator, choice, left, right)
@@ -210,5 +210,6 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
     # store's unique vote per (round, item, annotator) makes any that still arrive count once.
     submit.click(submit_vote, [state, vote, *rating_values], [state, status, progress, vote, submit, skip_btn,
                                                                *side_parts],
-                 api_name="blind_submit", trigger_mode="once")
+                 api_name="blind_submit", trigger_mode="once",
+                 preprocess=False)  # values as sent: checked_rating checks each, the vote is checked above
     skip_btn.click(skip, [round_dd, state, skip_reason], item_outputs, api_name="blind_skip", trigger_mode="once")

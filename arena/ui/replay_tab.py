@@ -22,7 +22,8 @@ from arena.store import stable_hash
 from arena.ui import render
 from arena.ui.i18n import t
 from arena.ui.services import Services
-from arena.ui.sides import MAX_SIDES, build_sides, rating_inputs, reset_updates, split_rating_values
+from arena.ui.sides import (MAX_SIDES, build_sides, checked_rating, rating_inputs, reset_updates,
+                            split_rating_values)
 
 
 @dataclass
@@ -319,12 +320,13 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         """Save every side's rating in one transaction (an edit keeps the earlier version in the history),
         then open the next unrated turn. Refusals raise gr.Error before anything is saved, so the
         annotator's half-filled form stays."""
+        chosen = [m for m in chosen if isinstance(m, str)] if isinstance(chosen, list) else []  # as sent (no preprocess)
         annotator = request.username
         if not annotator:
             raise gr.Error(t(lang, "login_required"), title=t(lang, "toast_error"))
         if st.dialog_id is None or not st.generation_ids or any(g is None for g in st.generation_ids):
             raise gr.Error(t(lang, "nothing_to_rate"), title=t(lang, "toast_error"))
-        if shown_dialog != st.dialog_id or shown_turn is None or int(shown_turn) != st.turn_index:
+        if shown_dialog != st.dialog_id or isinstance(shown_turn, bool) or shown_turn != st.turn_index:
             # The dropdowns show another turn than the sides do: never rate a turn that is not on screen.
             raise gr.Error(t(lang, "stale_submit"), title=t(lang, "toast_error"))
         items, missing = [], []
@@ -334,7 +336,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
             if score is None:
                 missing.append(chr(ord("A") + i))
                 continue
-            items.append((st.generation_ids[i], int(score), list(criteria), comment))
+            items.append((st.generation_ids[i], *checked_rating(score, criteria, comment, lang)))
         if missing:
             raise gr.Error(t(lang, "score_required", sides=", ".join(missing)), title=t(lang, "toast_error"))
         if not items:
@@ -362,8 +364,9 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         models.input(on_models, [models, state], outputs, **quiet),
         next_btn.click(on_next, [models, state], outputs, **quiet),
         regen_btn.click(on_regenerate, [models, state], outputs, **quiet),
+        # preprocess=False: the values as sent; on_submit checks each (checked_rating, the turn on screen).
         submit.click(on_submit, [dialog, turn, models, state, *rating_inputs(views)], outputs,
-                     show_progress="hidden", trigger_mode="once"),
+                     show_progress="hidden", trigger_mode="once", preprocess=False),
         app.load(fill_models, None, [models], show_progress="hidden")
         .then(on_start, [eval_set, models, state], outputs, show_progress="hidden"),
     ]

@@ -14,6 +14,28 @@ CRITERIA = ("fluency", "faithful_to_tool", "persona_consistent", "tool_use_corre
 SIDE_LETTERS = "ABCD"
 
 
+def checked_rating(score: Any, criteria: Any, comment: Any, lang: str) -> tuple[int, list[str], str]:
+    """(score, criteria, comment) of one side exactly as the page sent them; gr.Error for anything the
+    form cannot send. The submit events skip Gradio's preprocessing (``preprocess=False``), so this is
+    the only check: Radio's own let a JSON ``true`` through (True == 1 in Python) and ``int()`` stored it
+    as 1, and Textbox turned a number or a list into its ``str()`` before any handler saw it."""
+    from arena.store.store import MAX_COMMENT_CHARS
+
+    if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
+        raise gr.Error(t(lang, "score_invalid", value=repr(score)[:40]), title=t(lang, "toast_error"))
+    criteria = [] if criteria is None else criteria
+    if not isinstance(criteria, list) or any(c not in CRITERIA for c in criteria):
+        raise gr.Error(t(lang, "criteria_invalid", value=repr(criteria)[:60], known=", ".join(CRITERIA)),
+                       title=t(lang, "toast_error"))
+    comment = "" if comment is None else comment
+    if not isinstance(comment, str):
+        raise gr.Error(t(lang, "comment_invalid", kind=type(comment).__name__), title=t(lang, "toast_error"))
+    if len(comment) > MAX_COMMENT_CHARS:
+        raise gr.Error(t(lang, "comment_too_long", n=f"{len(comment):,}", limit=f"{MAX_COMMENT_CHARS:,}"),
+                       title=t(lang, "toast_error"))
+    return score, list(dict.fromkeys(criteria)), comment
+
+
 @dataclass
 class SideView:
     """The components of one side."""
