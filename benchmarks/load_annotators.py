@@ -49,6 +49,8 @@ PASSWORD = "load-pw-1234"
 # answer in two pairs and the second 1-5 score replaces the first (one rating per answer and annotator),
 # which the exact lost/duplicated check below would count as lost (see docs/reliability.md).
 MODELS = ("load-a", "load-b")
+# Replayed by name: a round's judges may not use its own models in Replay (arena.access).
+REPLAY_MODELS = ("load-c", "load-d")
 ROUND = "부하-라운드"
 SAVED = "✅"  # both success messages (ratings saved, vote saved) start with it
 ALL_RATED = "🎉"
@@ -95,9 +97,9 @@ def postgres(root: Path) -> Iterator[str]:
 
 
 def models_yaml(path: Path, base_url: str) -> Path:
-    """The round models, all served by the instant server."""
+    """The round models and the replay models, all served by the instant server."""
     lines = ["models:"] + [f"  - {{name: {m}, kind: openai, base_url: '{base_url}', options: {{max_tokens: 16}},"
-                           f" timeouts: {{connect: 5, first_token: 30, read: 30}}}}" for m in MODELS]
+                           f" timeouts: {{connect: 5, first_token: 30, read: 30}}}}" for m in (*MODELS, *REPLAY_MODELS)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -159,11 +161,6 @@ class Tally:
     logins: list[float] = field(default_factory=list)
 
 
-def _value(update: Any) -> Any:
-    """The value of one output update (``None`` when the update leaves the value as it is)."""
-    return update.get("value") if isinstance(update, dict) else update
-
-
 class Annotator:
     """One simulated annotator: one logged-in tab that rates replay turns and votes in the blind round."""
 
@@ -194,6 +191,7 @@ class Annotator:
                 return
             self.tally.logins.append(time.perf_counter() - started)
             await s.load_config(self.config)
+            await s.page_loaded()  # fills this account's model and round pickers, as the page's load does
             while time.monotonic() < stop_at:
                 vote = self.rng.random() < self.args.vote_share
                 done = await (self.vote(stop_at) if vote else self.rate(stop_at))
@@ -209,12 +207,14 @@ class Annotator:
         s = self.session
         while self.sets:
             eval_set = self.sets.pop()
-            r = await s.call(s.dependency(target=("replay-eval-set", "input")), replay_eval_set=eval_set)
+            # The models picked, as on the page: opening a turn lets them answer it in the same event.
+            picked = {"replay_models": list(REPLAY_MODELS)}
+            r = await s.call(s.dependency(target=("replay-eval-set", "input")), replay_eval_set=eval_set, **picked)
             if not self._other("choose set", r):
                 continue
-            r = await s.call(s.dependency(target=("replay-next", "click")), replay_eval_set=eval_set)
-            if self._other("next turn", r) and _value(r.output[0]) and _value(r.output[1]) is not None:
-                self.replay_at = (_value(r.output[0]), _value(r.output[1]))
+            r = await s.call(s.dependency(target=("replay-next", "click")), **picked)
+            if self._other("next turn", r) and r.value("replay-dialog") and r.value("replay-turn") is not None:
+                self.replay_at = (r.value("replay-dialog"), r.value("replay-turn"))
                 return True
         return False
 
@@ -225,7 +225,7 @@ class Annotator:
             return False
         dialog, turn = self.replay_at
         gen = await s.call(s.dependency(target=("replay-turn", "input")), replay_dialog=dialog, replay_turn=turn,
-                           replay_models=list(MODELS[:2]))
+                           replay_models=list(REPLAY_MODELS))
         if not self._other("generate (2 sides)", gen):
             self.replay_at = None
             return True
@@ -235,11 +235,13 @@ class Annotator:
         comments = [f"load {self.name} r{self.seq} {side}" for side in "AB"]
         values = {f"replay_score_{i}": self.rng.randint(1, 5) for i in range(2)}
         values |= {f"replay_comment_{i}": c for i, c in enumerate(comments)} | {"replay_criteria_0": ["fluency"]}
+        # The turn on screen, as the page sends it: the server refuses a rating for any other turn.
+        values |= {"replay_dialog": self.replay_at[0], "replay_turn": self.replay_at[1], "replay_models": list(REPLAY_MODELS)}
         r = await s.call(s.dependency(target=("replay-submit", "click")), **values)
         self._submitted("rating", comments, r)
         self.replay_at = None
-        if r.ok and len(r.output) >= 2 and _value(r.output[0]) and _value(r.output[1]) is not None:
-            self.replay_at = (_value(r.output[0]), _value(r.output[1]))  # the next unrated turn of this set
+        if r.value("replay-dialog") and r.value("replay-turn") is not None:
+            self.replay_at = (r.value("replay-dialog"), r.value("replay-turn"))  # the next unrated turn of this set
         return True
 
     async def vote(self, stop_at: float) -> bool:
@@ -299,6 +301,7 @@ async def login_storm(base_url: str, names: list[str]) -> dict[str, Any]:
     async with GradioSession(base_url) as worker:
         assert await worker.login(names[0], PASSWORD), "login failed"
         await worker.load_config()
+        await worker.page_loaded()
         dep = worker.dependency(target=("replay-eval-set", "input"))
         for _ in range(5):  # the session exists and is warm before the storm
             await worker.call(dep, replay_eval_set="emotion")

@@ -27,10 +27,27 @@ class CallResult:
     seconds: float  # from sending the join request to receiving the completion
     http_status: int = 200
     streamed: list[Any] = field(default_factory=list)  # the outputs of each update a generator sent first
+    sse_bytes: int = 0  # bytes of this event's update and completion messages on the event stream, as sent
+    elem_ids: list[str | None] = field(default_factory=list)  # of the event's outputs, in order
+
+    def value(self, elem_id: str) -> Any:
+        """The last value this event gave the output ``elem_id``, in its completion or in any update it
+        streamed before (None: left as it was, or not an output)."""
+        if not self.ok or elem_id not in self.elem_ids:
+            return None
+        k = self.elem_ids.index(elem_id)
+        for outputs in (self.output, *reversed(self.streamed)):
+            update = outputs[k]
+            if isinstance(update, dict) and "value" in update:
+                return update["value"]
+            if update is not None and not isinstance(update, dict):
+                return update
+        return None
 
     def text(self) -> str:
-        """The output as JSON text (Korean unescaped), for ``in`` checks."""
-        return json.dumps(self.output, ensure_ascii=False)
+        """The output as JSON text (Korean unescaped), for ``in`` checks; a generator's updates before its
+        completion are included (a saved note shown before the next turn streams in counts as shown)."""
+        return json.dumps([*self.streamed, self.output] if self.streamed else self.output, ensure_ascii=False)
 
 
 class GradioSession:
@@ -63,6 +80,15 @@ class GradioSession:
         self._props = {c["id"]: c.get("props", {}) for c in config["components"]}
         return config
 
+    async def page_loaded(self) -> list[CallResult]:
+        """Run the page's load events as a browser does on opening it (they fill this account's model
+        pickers: a session that skips them is offered no models, and Gradio refuses any it names)."""
+        results = []
+        for dep in self.config["dependencies"]:
+            if any(t[1] == "load" for t in dep.get("targets", [])) and dep.get("trigger_after") is None:
+                results.append(await self.call(dep))
+        return results
+
     def elem_id(self, component: int) -> str | None:
         """The elem_id of a component of this app, by its id in the config."""
         return self._props.get(component, {}).get("elem_id")
@@ -93,7 +119,9 @@ class GradioSession:
         trigger = dep["targets"][0][0] if dep.get("targets") else None
         started = time.perf_counter()
         try:
-            return await self._call(dep, data, trigger, started)
+            result = await self._call(dep, data, trigger, started)
+            result.elem_ids = [self.elem_id(o) for o in dep["outputs"]]
+            return result
         except httpx.HTTPError as exc:  # a timeout or a dropped connection: the outcome is unknown
             return CallResult(False, f"{type(exc).__name__}: {exc}", time.perf_counter() - started, 0)
 
@@ -106,6 +134,7 @@ class GradioSession:
         event_id = joined.json()["event_id"]
         result: CallResult | None = None
         streamed: list[Any] = []
+        sse_bytes = 0
         async with self.http.stream("GET", "/gradio_api/queue/data", params={"session_hash": self.session_hash}) as r:
             if r.status_code != 200:
                 return CallResult(False, (await r.aread()).decode(), time.perf_counter() - started, r.status_code)
@@ -114,6 +143,8 @@ class GradioSession:
                 if not line.startswith("data: "):
                     continue
                 msg = json.loads(line[6:])
+                if msg.get("event_id") == event_id and msg.get("msg") in ("process_generating", "process_completed"):
+                    sse_bytes += len(line.encode()) + 2  # the line and the blank line that ends the message
                 if msg.get("msg") == "process_generating" and msg.get("event_id") == event_id:
                     data = msg["output"].get("data")
                     # The first update of a generator is whole; Gradio sends the later ones as diffs of it.
@@ -121,7 +152,8 @@ class GradioSession:
                 if msg.get("msg") == "process_completed" and msg.get("event_id") == event_id:
                     ok = bool(msg.get("success"))
                     output = msg["output"].get("data") if ok else msg.get("output")
-                    result = CallResult(ok, output, time.perf_counter() - started, streamed=streamed)
+                    result = CallResult(ok, output, time.perf_counter() - started, streamed=streamed,
+                                        sse_bytes=sse_bytes)
                 elif msg.get("msg") == "unexpected_error":
                     result = result or CallResult(False, msg, time.perf_counter() - started)
                 if msg.get("msg") == "close_stream":

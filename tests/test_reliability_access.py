@@ -56,6 +56,7 @@ async def _session(url: str, user: str) -> GradioSession:
     s = GradioSession(url)
     assert await s.login(user, PW), user
     await s.load_config()
+    await s.page_loaded()
     return s
 
 
@@ -148,14 +149,14 @@ async def test_the_researcher_gets_what_annotators_are_refused(app) -> None:
 # ------------------------------------------------------------------------------------------ whose rating
 
 
-async def _open_replay_turn(s: GradioSession) -> None:
-    """Pick the emotion set and let both models answer its first unrated turn, as the page does."""
-    assert (await s.call(s.dependency(target=("replay-eval-set", "input")), replay_eval_set="emotion")).ok
-    nxt = await s.call(s.dependency(target=("replay-next", "click")), replay_eval_set="emotion")
-    dialog, turn = nxt.output[0]["value"], nxt.output[1]["value"]
-    gen = await s.call(s.dependency(target=("replay-turn", "input")), replay_dialog=dialog, replay_turn=turn,
-                       replay_models=["m-a", "m-b"])
-    assert gen.ok, gen.output
+async def _open_replay_turn(s: GradioSession) -> tuple[str, int]:
+    """Pick the emotion set and go to the next unrated turn with both models picked: they answer it in
+    the same event, as on the page. Returns the turn on screen."""
+    models = {"replay_models": ["m-a", "m-b"]}
+    assert (await s.call(s.dependency(target=("replay-eval-set", "input")), replay_eval_set="emotion", **models)).ok
+    nxt = await s.call(s.dependency(target=("replay-next", "click")), **models)
+    assert nxt.ok and nxt.value("replay-dialog"), nxt.output
+    return nxt.value("replay-dialog"), nxt.value("replay-turn")
 
 
 def _ratings(db: str) -> list[tuple[str, str]]:
@@ -168,15 +169,17 @@ async def test_a_rating_is_always_in_the_name_of_the_logged_in_user(app) -> None
     server, db = app
     victim, attacker = await _session(server.url, "ann2"), await _session(server.url, "ann1")
     async with victim, attacker:
-        await _open_replay_turn(victim)
+        shown = await _open_replay_turn(victim)
         submit = attacker.dependency(target=("replay-submit", "click"))
         ids = [attacker.elem_id(i) for i in submit["inputs"]]
-        # No input names anyone: the session state (never sent by a client), then scores, criteria, comments.
-        assert ids[0] is None and all(x.startswith(("replay-score-", "replay-criteria-", "replay-comment-"))
-                                      for x in ids[1:]), ids
+        # No input names anyone: the turn on screen (checked against the session's), the session state
+        # (never sent by a client), then scores, criteria, comments.
+        assert ids[:4] == ["replay-dialog", "replay-turn", "replay-models", None] and all(
+            x.startswith(("replay-score-", "replay-criteria-", "replay-comment-")) for x in ids[4:]), ids
         # The attacker knows the victim's session and names the victim every way the request allows.
         attacker.session_hash = victim.session_hash
-        data = attacker.inputs(submit, replay_score_0=1, replay_score_1=1, replay_comment_0="위조", replay_comment_1="위조")
+        data = attacker.inputs(submit, replay_dialog=shown[0], replay_turn=shown[1], replay_models=["m-a", "m-b"],
+                               replay_score_0=1, replay_score_1=1, replay_comment_0="위조", replay_comment_1="위조")
         joined = await attacker.http.post("/gradio_api/queue/join", json={
             "data": data, "fn_index": submit["id"], "session_hash": victim.session_hash, "trigger_id": None,
             "event_data": {"username": "ann2"}, "username": "ann2"}, headers={"X-Forwarded-User": "ann2"})
@@ -188,8 +191,9 @@ async def test_a_rating_is_always_in_the_name_of_the_logged_in_user(app) -> None
                     break
         assert [r for r in _ratings(db) if r[1] == "위조"] == [("ann1", "위조")] * 2  # the attacker's own name
         assert not [r for r in _ratings(db) if r[0] == "ann2"]
-        await _open_replay_turn(victim)
-        mine = await victim.call(submit, victim.inputs(submit, replay_score_0=4, replay_score_1=5,
+        dialog, turn = await _open_replay_turn(victim)
+        mine = await victim.call(submit, victim.inputs(submit, replay_dialog=dialog, replay_turn=turn,
+                                                       replay_models=["m-a", "m-b"], replay_score_0=4, replay_score_1=5,
                                                        replay_comment_0="내 평가", replay_comment_1="내 평가"))
         assert mine.ok and "✅" in mine.text()
     assert [r for r in _ratings(db) if r[0] == "ann2"] == [("ann2", "내 평가"), ("ann2", "내 평가")]
@@ -215,13 +219,14 @@ async def test_an_oversized_request_is_refused_before_it_is_read_or_stored(app) 
     server, db = app
     s = await _session(server.url, "ann2")
     async with s:
-        await _open_replay_turn(s)
+        dialog, turn = await _open_replay_turn(s)
         submit = s.dependency(target=("replay-submit", "click"))
-        huge = await s.call(submit, s.inputs(submit, replay_score_0=3, replay_score_1=3, replay_comment_0="가" * 700_000))
+        shown = {"replay_dialog": dialog, "replay_turn": turn, "replay_models": ["m-a", "m-b"]}
+        huge = await s.call(submit, s.inputs(submit, **shown, replay_score_0=3, replay_score_1=3, replay_comment_0="가" * 700_000))
         assert huge.http_status == 413 and not huge.ok
         upload = await s.http.post("/gradio_api/upload", files={"files": ("big.bin", b"x" * 2_000_000)})
         assert upload.status_code == 413
-        fine = await s.call(submit, s.inputs(submit, replay_score_0=3, replay_score_1=3, replay_comment_0="나" * 50_000))
+        fine = await s.call(submit, s.inputs(submit, **shown, replay_score_0=3, replay_score_1=3, replay_comment_0="나" * 50_000))
         assert fine.ok and "✅" in fine.text()  # a long comment is still a comment
     comments = [c for _, c in _ratings(db)]
     assert "나" * 50_000 in comments and not any(c.startswith("가" * 1000) for c in comments)

@@ -29,7 +29,8 @@ ERRORS = {"refused": "[connection] cannot connect to", "stalled": "[timeout]", "
 
 @pytest.fixture(scope="module")
 def app(tiny_models, tmp_path_factory: pytest.TempPathFactory):
-    """`arena serve` over a tiny local model and three broken servers; a blind round of tiny vs refused."""
+    """`arena serve` over a tiny local model and three broken servers; a blind round of tiny vs refused,
+    judged by ``judge`` alone: ann1 and ann2 replay these models by name, which a round's judge may not."""
     tmp = tmp_path_factory.mktemp("faults")
     with running("stall") as stall, running("garbage") as garbage:
         timeouts = f"timeouts: {{connect: 2, first_token: 6, read: {READ_TIMEOUT}}}"
@@ -42,10 +43,10 @@ def app(tiny_models, tmp_path_factory: pytest.TempPathFactory):
                                     for n, u in urls.items()), encoding="utf-8")
         db = str(tmp / "ratings.db")
         with Store.open(db) as store:
-            for name in ("ann1", "ann2"):
+            for name in ("ann1", "ann2", "judge"):
                 store.add_annotator(name, PW)
             store.add_annotator("boss", PW, role="researcher")
-            make_round(store, registry_of(config), "고장-라운드", models=["tiny", "refused"], annotators=["ann1", "ann2"],
+            make_round(store, registry_of(config), "고장-라운드", models=["tiny", "refused"], annotators=["judge"],
                        eval_sets=["emotion"])
         with ArenaProcess(config, db, tmp / "serve.log") as server:
             yield server, db
@@ -55,21 +56,24 @@ async def _session(url: str, user: str) -> GradioSession:
     s = GradioSession(url)
     assert await s.login(user, PW)
     await s.load_config()
+    await s.page_loaded()
     return s
 
 
 async def _open_turn(s: GradioSession, models: list[str]) -> CallResult:
-    """Open the first unrated emotion turn and let ``models`` answer it side by side."""
-    assert (await s.call(s.dependency(target=("replay-eval-set", "input")), replay_eval_set="emotion")).ok
-    nxt = await s.call(s.dependency(target=("replay-next", "click")), replay_eval_set="emotion")
-    dialog, turn = nxt.output[0]["value"], nxt.output[1]["value"]
-    return await s.call(s.dependency(target=("replay-turn", "input")), replay_dialog=dialog, replay_turn=turn,
-                        replay_models=models)
+    """Open the first unrated emotion turn with ``models`` picked: they answer it side by side in the same
+    event, as on the page (``s.shown`` is then the turn on screen, as the submit sends it)."""
+    assert (await s.call(s.dependency(target=("replay-eval-set", "input")), replay_eval_set="emotion",
+                         replay_models=models)).ok
+    nxt = await s.call(s.dependency(target=("replay-next", "click")), replay_models=models)
+    s.shown = {"replay_dialog": nxt.value("replay-dialog"), "replay_turn": nxt.value("replay-turn"),
+               "replay_models": models}
+    return nxt
 
 
 def _answers_shown(s: GradioSession, result: CallResult) -> list[str]:
     """The last answer HTML each side showed while streaming."""
-    outputs = s.dependency(target=("replay-turn", "input"))["outputs"]
+    outputs = s.dependency(target=("replay-next", "click"))["outputs"]
     answer_ids = [next(i for i in outputs if s.elem_id(i) == f"replay-answer-{k}")
                   for k in range(len(SIDES))]
     shown = [""] * len(SIDES)
@@ -105,15 +109,15 @@ async def test_each_broken_side_fails_alone_with_a_clear_error_in_time(app) -> N
         for k, side in enumerate(SIDES[1:], start=1):
             assert "arena-error" in shown[k] and ERRORS[side] in shown[k], (side, shown[k])
         # Only the healthy side's score can be given.
-        outputs = s.dependency(target=("replay-turn", "input"))["outputs"]
+        outputs = s.dependency(target=("replay-next", "click"))["outputs"]
         for k, side in enumerate(SIDES):
             score = next(i for i in outputs if s.elem_id(i) == f"replay-score-{k}")
             assert result.output[outputs.index(score)]["interactive"] is (side == "tiny"), side
 
         # A client that sends scores for every side anyway: the failed ones are left out.
         submit = s.dependency(target=("replay-submit", "click"))
-        saved = await s.call(submit, s.inputs(submit, **{f"replay_score_{k}": 5 for k in range(4)}))
-        assert saved.ok and "✅ 1개 답변" in saved.text(), saved.output
+        saved = await s.call(submit, s.inputs(submit, **s.shown, **{f"replay_score_{k}": 5 for k in range(4)}))
+        assert saved.ok and ": 1개 답변의 평가를 저장했습니다" in saved.text(), saved.output
     gens = _replay_generations(db, "ann1")
     assert gens["tiny"][2] is None and gens["tiny"][1]
     for side in SIDES[1:]:
@@ -142,7 +146,9 @@ async def test_other_annotators_go_on_while_a_side_stalls(app) -> None:
 
 async def test_no_vote_lands_on_a_failed_answer(app) -> None:
     server, db = app
-    boss, s = await _session(server.url, "boss"), await _session(server.url, "ann1")
+    # The round's judge (its models are withheld from them by name, arena.access); boss's page in English,
+    # whose report is checked word for word.
+    boss, s = await _session(server.url + "/en", "boss"), await _session(server.url, "judge")
     async with boss, s:
         # The researcher pre-generates in the app: every answer of `refused` fails.
         assert (await boss.call(boss.dependency("rounds_load"), [])).ok

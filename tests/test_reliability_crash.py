@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from arena import rounds
 from arena.store import Store
 from tests.arena_process import ArenaProcess
-from tests.fake_model_servers import running
+from tests.fake_model_servers import ANSWER, running
 from tests.fixtures_pg import DB_KINDS
 from tests.gradio_http import GradioSession
 from tests.rounds_helpers import make_round, registry_of, server_models_yaml, store_answers
@@ -30,12 +30,15 @@ pytestmark = pytest.mark.slow
 PW = "pw-1234"
 ROUND = "충돌-라운드"
 NAMES = [f"평가자{i}" for i in range(6)]
+# The round's judges may not use its models by name (arena.access), so they rate replays of two others.
+REPLAY_MODELS = ["m-c", "m-d"]
 
 
 async def _session(url: str, user: str) -> GradioSession:
     s = GradioSession(url, timeout=30)
     assert await s.login(user, PW)
     await s.load_config()
+    await s.page_loaded()
     return s
 
 
@@ -66,23 +69,26 @@ class Worker:
         s = self.s
         if self.replay_at is None:
             for eval_set in ("persona", "dobae_qa"):
-                if (await s.call(s.dependency(target=("replay-eval-set", "input")), replay_eval_set=eval_set)).ok:
-                    r = await s.call(s.dependency(target=("replay-next", "click")), replay_eval_set=eval_set)
-                    if r.ok and r.output[0].get("value"):
-                        self.replay_at = (r.output[0]["value"], r.output[1]["value"])
+                # The models picked, as on the page: opening a turn lets them answer it in the same event.
+                if (await s.call(s.dependency(target=("replay-eval-set", "input")), replay_eval_set=eval_set,
+                                 replay_models=REPLAY_MODELS)).ok:
+                    r = await s.call(s.dependency(target=("replay-next", "click")), replay_models=REPLAY_MODELS)
+                    if r.value("replay-dialog"):  # None: no unrated turn after the one shown
+                        self.replay_at = (r.value("replay-dialog"), r.value("replay-turn"))
                         break
             else:
                 return False
         dialog, turn = self.replay_at
         gen = await s.call(s.dependency(target=("replay-turn", "input")), replay_dialog=dialog, replay_turn=turn,
-                           replay_models=["m-a", "m-b"])
+                           replay_models=REPLAY_MODELS)
         if not gen.ok:
             return False
         self.seq += 1
         comments = [f"{self.name} r{self.seq} {side}" for side in "AB"]
-        r = await s.call(s.dependency(target=("replay-submit", "click")), replay_score_0=3, replay_score_1=5,
+        r = await s.call(s.dependency(target=("replay-submit", "click")), replay_dialog=dialog, replay_turn=turn,
+                         replay_models=REPLAY_MODELS, replay_score_0=3, replay_score_1=5,
                          replay_comment_0=comments[0], replay_comment_1=comments[1])
-        self.replay_at = (r.output[0]["value"], r.output[1]["value"]) if r.ok and r.output[0].get("value") else None
+        self.replay_at = (r.value("replay-dialog"), r.value("replay-turn")) if r.value("replay-dialog") else None
         return r.ok and self._acked("rating", comments, r.text())
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -126,7 +132,7 @@ def _check_store(db: str, acks: list[tuple[str, str, list[str]]]) -> Counter[str
 
 async def test_kill_9_in_a_burst_of_submissions_loses_nothing_acknowledged(crash_db: str, tmp_path: Path) -> None:
     with running("instant") as model:
-        config = server_models_yaml(tmp_path / "models.yaml", ["m-a", "m-b"], model.base_url)
+        config = server_models_yaml(tmp_path / "models.yaml", ["m-a", "m-b", *REPLAY_MODELS], model.base_url)
         with Store.open(crash_db) as store:
             for name in NAMES:
                 store.add_annotator(name, PW)
@@ -175,15 +181,38 @@ async def test_kill_9_in_a_burst_of_submissions_loses_nothing_acknowledged(crash
 
 
 def _round_rows(db: str, round_id: int) -> list[tuple]:
-    with Store.open(db) as store, store.engine.connect() as conn:
-        return conn.execute(sa.text(
-            "SELECT id, eval_set, dialog_id, turn_index, model_id, created_at, error, text, total_ms, prompt_hash"
-            " FROM generations WHERE round_id = :r ORDER BY id"), {"r": round_id}).all()
+    # A plain engine, not Store.open: opening the store runs the migration check, and the wait loop below
+    # did that 20 times a second in the process that also serves the fake model's answers.
+    engine = sa.create_engine(db)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text(
+                "SELECT id, eval_set, dialog_id, turn_index, model_id, created_at, error, text, total_ms, prompt_hash"
+                " FROM generations WHERE round_id = :r ORDER BY id"), {"r": round_id}).all()
+    finally:
+        engine.dispose()
+
+
+def _cut_or_unfinished(rows: list[tuple]) -> list[str]:
+    """Stored answers that are not what the fake model sent, complete: a text cut short, or a missing
+    timing or prompt hash. A row with an error is a failed answer, stored as failed: not cut."""
+    return [f"row {r.id} ({r.dialog_id} turn {r.turn_index}, model {r.model_id}): text {r.text!r}, "
+            f"total_ms {r.total_ms}, prompt_hash {r.prompt_hash!r}"
+            for r in rows if r.error is None and (r.text != ANSWER or not r.total_ms or len(r.prompt_hash or "") != 64)]
+
+
+def _failed(rows: list[tuple]) -> list[str]:
+    return [f"row {r.id} ({r.dialog_id} turn {r.turn_index}, model {r.model_id}): {r.error}" for r in rows if r.error]
 
 
 async def test_kill_9_during_pregeneration_in_the_app_resumes_where_it_stopped(tmp_path: Path) -> None:
     with running("slow", delay=0.8) as model:
         config = server_models_yaml(tmp_path / "models.yaml", ["m-a", "m-b"], model.base_url)
+        # This test is about the kill, not about timeouts: on a loaded machine the usual 2 s connect and
+        # 10 s first-token limits turned a slow answer into a failed one (a legitimate failure, but then
+        # the resume generates it again and the counts below differ).
+        config.write_text(config.read_text(encoding="utf-8").replace(
+            "timeouts: {connect: 2, first_token: 10}", "timeouts: {connect: 30, first_token: 120}"), encoding="utf-8")
         db = f"sqlite:///{tmp_path / 'ratings.db'}"
         with Store.open(db) as store:
             store.add_annotator("kim", PW)
@@ -207,15 +236,20 @@ async def test_kill_9_during_pregeneration_in_the_app_resumes_where_it_stopped(t
             server.stop()
         first = _round_rows(db, rid)
         assert 4 <= len(first) < total, "the kill came too late to test a resume"
-        # No half-written answer: each stored one is complete, with its text, timing and prompt hash.
-        assert all(r.error is None and r.text and r.total_ms and len(r.prompt_hash) == 64 for r in first)
+        # No half-written answer: each stored one is the fake model's whole answer, with its timing and
+        # prompt hash; an answer that failed (a timeout under load) is stored as failed, never as a cut text.
+        assert not _cut_or_unfinished(first), _cut_or_unfinished(first)
+        failed = _failed(first)
+        complete = [r for r in first if r.error is None]
 
         with ArenaProcess(config, db, tmp_path / "serve.log") as again:
-            boss = await _session(again.url, "boss")
+            # English page: the report below is checked word for word.
+            boss = await _session(again.url + "/en", "boss")
             assert (await boss.call(boss.dependency("rounds_load"), [])).ok
             done = await boss.call(boss.dependency("rounds_pregen"), rounds_pick=ROUND)
-            assert f"{total} answers needed: {len(first)} already stored, {total - len(first)} generated, 0 failed" \
-                in done.text(), done.output
+            # Failed answers of the first run (if any) are generated again, like the missing ones.
+            assert f"{total} answers needed: {len(complete)} already stored, {total - len(complete)} generated, " \
+                   f"0 failed" in done.text(), (done.output, failed)
             kim = await _session(again.url, "kim")
             assert (await kim.call(kim.dependency("blind_rounds"), [])).ok
             assert await Worker(kim, "kim", acks := []).vote() and len(acks) == 1  # the round is open for judging
@@ -224,7 +258,8 @@ async def test_kill_9_during_pregeneration_in_the_app_resumes_where_it_stopped(t
     final = _round_rows(db, rid)
     keys = [(r.eval_set, r.dialog_id, r.turn_index, r.model_id) for r in final]
     assert len(final) == total and len(set(keys)) == total  # every answer once
-    assert [r for r in final if r.id in {f.id for f in first}] == first  # the first run's rows untouched
+    assert [r for r in final if r.id in {f.id for f in complete}] == complete  # the first run's answers untouched
+    assert not _cut_or_unfinished(final) and not _failed(final), (_cut_or_unfinished(final), _failed(final))
     with Store.open(db) as store:
         status = rounds.round_status(store, rid)
     assert status.answers_stored == total and status.items_ready == status.items and status.votes == 1
