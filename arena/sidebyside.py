@@ -58,7 +58,8 @@ class Side:
 
 
 async def _run_side(side: Side, backend: Backend, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
-                    options: Options | None, stall_timeout: float, changed: asyncio.Event, cancel: CancelToken) -> None:
+                    options: Options | None, stall_timeout: float, changed: asyncio.Event, finished: asyncio.Event,
+                    cancel: CancelToken) -> None:
     stream = backend.stream(messages, tools=tools or None, options=options, cancel=cancel)
     try:
         while not side.done:
@@ -81,32 +82,46 @@ async def _run_side(side: Side, backend: Backend, messages: list[dict[str, Any]]
         with contextlib.suppress(Exception):
             await stream.aclose()
         changed.set()
+        finished.set()
 
 
 async def stream_sides(
     backends: list[tuple[str, Backend]],
     messages: list[dict[str, Any]],
     *,
+    side_messages: list[list[dict[str, Any]]] | None = None,
     tools: list[dict[str, Any]] | None = None,
     options: Options | None = None,
     stall_timeout: float = 60.0,
-    min_interval: float = 0.03,
+    min_interval: float = 0.05,
 ) -> AsyncIterator[list[Side]]:
-    """Yield the list of sides each time something changed (at most every ``min_interval`` s), then once at the end."""
+    """Yield the list of sides each time something changed (at most every ``min_interval`` s), then once at the end.
+
+    ``side_messages`` gives each backend its own conversation (live mode: each side saw its own answers);
+    otherwise all get ``messages``. One update covers every side: the UI sends it as one message whose
+    answers only grow, so the page's work and the bytes sent stay linear in the answers' length.
+    """
+    prompts = side_messages if side_messages is not None else [messages] * len(backends)
+    if len(prompts) != len(backends):
+        raise ValueError(f"side_messages has {len(prompts)} conversations for {len(backends)} backends")
     sides = [Side(model=name) for name, _ in backends]
-    changed = asyncio.Event()
+    changed, finished = asyncio.Event(), asyncio.Event()
     cancels = [CancelToken() for _ in backends]
     tasks = [
-        asyncio.create_task(_run_side(side, backend, messages, tools, options, stall_timeout, changed, cancel))
-        for side, (_, backend), cancel in zip(sides, backends, cancels)
+        asyncio.create_task(_run_side(side, backend, prompt, tools, options, stall_timeout, changed, finished, cancel))
+        for side, (_, backend), prompt, cancel in zip(sides, backends, prompts, cancels)
     ]
     try:
         while not all(s.done for s in sides):
             await changed.wait()
             changed.clear()
+            finished.clear()
             yield sides
-            # Coalesce bursts of tokens into one UI update; the first token is never delayed.
-            await asyncio.sleep(min_interval)
+            # Coalesce bursts of tokens into one UI update (the first token is never delayed), but show a
+            # side's final text at once: a page that is sent fewer, smaller updates keeps up with the stream.
+            if not all(s.done for s in sides):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(finished.wait(), timeout=min_interval)
         await asyncio.gather(*tasks, return_exceptions=True)
         yield sides
     finally:

@@ -63,16 +63,20 @@ def test_researcher_loads_an_adapter_from_the_tab_and_live_offers_it(tiny_models
         page.get_by_role("tab", name="Live side-by-side").click(timeout=60_000)
         choice = page.locator("#live-models label", has_text="llama-tiny:tone-v1")
         expect(choice).to_be_visible(timeout=30_000)
+        # Live compares two models at least: the adapter beside its base.
         for label in page.locator("#live-models label").all():
-            if label.locator("input").is_checked():
+            if label.locator("input").is_checked() != (label.inner_text().strip() in ("llama-tiny", "llama-tiny:tone-v1")):
                 label.click()
-        choice.click()
         page.locator("#live-message textarea").fill("안녕하세요")
         page.locator("#live-send").click()
-        expect(page.locator("#live-header-0")).to_contain_text("llama-tiny:tone-v1", timeout=60_000)
-        expect(page.locator("#live-timing-0")).to_contain_text("TTFT", timeout=120_000)  # shown once stored
+        expect(page.locator("#live-header-0")).to_contain_text("llama-tiny", timeout=60_000)
+        expect(page.locator("#live-header-1")).to_contain_text("llama-tiny", timeout=60_000)
+        headers = {page.locator(f"#live-header-{i}").inner_text().strip() for i in (0, 1)}
+        assert any("llama-tiny:tone-v1" in h for h in headers), headers
+        for i in (0, 1):
+            expect(page.locator(f"#live-timing-{i}")).to_contain_text("TTFT", timeout=120_000)  # shown once stored
         browser.close()
     with Store.open(db) as store:
         gens = store.generations_frame()
     live = gens[gens["context"] == "live:lead"]
-    assert set(live["model"]) == {"llama-tiny:tone-v1"} and len(live) == 1
+    assert set(live["model"]) == {"llama-tiny", "llama-tiny:tone-v1"} and len(live) == 2

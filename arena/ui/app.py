@@ -24,8 +24,12 @@ CSS = """
 .arena-toolcall pre, .arena-toolresult pre { white-space: pre-wrap; margin: 2px 0; font-size: 0.85em; }
 .arena-tag { font-size: 0.75em; background: #ddf4ff; border-radius: 4px; padding: 1px 5px; }
 .arena-answer { min-height: 3em; white-space: normal; }
+.arena-cursor::after { content: "▍"; }
+.arena-stopped .arena-cursor::after { content: none; }
+.arena-stopped [id^="live-answer-"] { display: none !important; }
 .arena-error { background: #fff0f0; border: 1px solid #f5a3a3; border-radius: 6px; padding: 6px; color: #8a1f1f; }
-.arena-gt { border-top: 1px dashed #bbb; margin-top: 6px; padding-top: 4px; }
+/* A long GT answer scrolls in its own box instead of pushing the form off screen. */
+.arena-gt { border-top: 1px dashed #bbb; margin-top: 6px; padding-top: 4px; max-height: 18em; overflow-y: auto; }
 .arena-figures { font-size: 0.85em; color: #444; }
 .arena-side.arena-active { outline: 2px solid #4c8bf5; border-radius: 8px; }
 #replay-submit-bar { position: sticky; bottom: 0; z-index: 20; background: var(--body-background-fill);

@@ -27,6 +27,9 @@ class LiveState:
     models: list[str] = field(default_factory=list)
     histories: list[list[dict[str, Any]]] = field(default_factory=list)
     turns: int = 0
+    # Set by an accepted message or Regenerate, taken by the answer that follows: a refused message
+    # (empty, too long, too few models) must not re-run a turn that Stop left unanswered.
+    pending: bool = False
 
 
 def _side_messages(system: str | None, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -39,6 +42,27 @@ def _assistant_message(side: Side) -> dict[str, Any]:
     if side.tool_calls:
         msg["tool_calls"] = side.openai_tool_calls()
     return msg
+
+
+# Stop must take effect on the page at once, not when the server's cancellation comes back: updates
+# already on the wire would keep the text growing for a few more frames. So the click freezes what the
+# page shows (a copy of each answer, without its cursor) and hides the live answer behind it; the next
+# Send, Regenerate or New chat drops the copies.
+FREEZE_JS = """() => {
+  document.querySelectorAll('[id^="live-side-"]').forEach(col => {
+    const live = col.querySelector('[id^="live-answer-"]');
+    if (!live || col.classList.contains('arena-stopped')) return;
+    const copy = live.cloneNode(true);
+    copy.removeAttribute('id');
+    copy.classList.add('arena-frozen');
+    live.after(copy);
+    col.classList.add('arena-stopped');
+  });
+}"""
+UNFREEZE_JS = """() => {
+  document.querySelectorAll('.arena-frozen').forEach(e => e.remove());
+  document.querySelectorAll('[id^="live-side-"]').forEach(e => e.classList.remove('arena-stopped'));
+}"""
 
 
 def build(services: Services, lang: str, app: gr.Blocks | None = None) -> None:
@@ -74,17 +98,18 @@ def build(services: Services, lang: str, app: gr.Blocks | None = None) -> None:
     def start(text: str, chosen: list[str], st: LiveState, request: gr.Request) -> dict[Any, Any]:
         text = (text or "").strip()
         if not text:
-            return {status: ""}
+            return {status: t(lang, "empty_message")}
         if len(text) > MAX_MESSAGE_CHARS:
             return {status: t(lang, "message_too_long", n=len(text), max=MAX_MESSAGE_CHARS)}
         allowed = named_models(services.registry, services.store, request.username)
         picked = [m for m in chosen if m in allowed][:4]  # a forged pick of a withheld model is dropped
-        if len(picked) < 1:
+        if len(picked) < 2:  # a side-by-side comparison, as the picker's label says (2–4)
             return {status: t(lang, "pick_models")}
         if picked != st.models:  # a new set of models starts a new conversation
             st.models, st.histories = picked, [[] for _ in picked]
         for h in st.histories:
             h.append({"role": "user", "content": text})
+        st.pending = True
         out = reset_updates(views, picked, lang)
         out.update({state: st, message: "", status: ""})
         return out
@@ -93,15 +118,13 @@ def build(services: Services, lang: str, app: gr.Blocks | None = None) -> None:
         for h in st.histories:
             if h and h[-1]["role"] == "assistant":
                 h.pop()
+        st.pending = True
         return {state: st}
 
     async def answer(system_text: str, st: LiveState, request: gr.Request):
-        if not st.models or not st.histories or st.histories[0][-1:] == [] or st.histories[0][-1]["role"] != "user":
-            return
-        if withheld := set(st.models) & blind_models(services.store, request.username):
-            # A round opened since this conversation started (regenerate): its models answer no more.
-            yield {views[i].answer: render.error_html(t(lang, "model_withheld"), lang)
-                   for i, m in enumerate(st.models) if m in withheld}
+        pending, st.pending = st.pending, False
+        if (not pending or not st.models or not st.histories or st.histories[0][-1:] == []
+                or st.histories[0][-1]["role"] != "user"):
             return
         if withheld := set(st.models) & blind_models(services.store, request.username):
             # A round opened since this conversation started (regenerate): its models answer no more.
@@ -109,38 +132,20 @@ def build(services: Services, lang: str, app: gr.Blocks | None = None) -> None:
                    for i, m in enumerate(st.models) if m in withheld}
             return
         backends = [(m, services.registry[m]) for m in st.models]
-        # Every side saw the same user turns; their own earlier answers differ, so stream per history.
-        tasks = [stream_sides([b], _side_messages(system_text, h), stall_timeout=services.stall_timeout)
-                 for b, h in zip(backends, st.histories)]
-        current: list[Side | None] = [None] * len(tasks)
-        queue: asyncio.Queue = asyncio.Queue()
-
-        async def pump(i: int, agen: Any) -> None:
-            async for sides in agen:
-                await queue.put((i, sides[0]))
-            await queue.put((i, None))
-
-        pumps = [asyncio.create_task(pump(i, g)) for i, g in enumerate(tasks)]
-        open_streams = len(pumps)
-        try:
-            while open_streams:
-                i, side = await queue.get()
-                if side is None:
-                    open_streams -= 1
-                    continue
-                current[i] = side
-                yield {views[i].answer: transcript(st.histories[i], render.error_html(side.error, lang) if side.error
-                                                   else render.answer_html(side.text, side.tool_calls, lang,
-                                                                           streaming=not side.done))}
-        finally:
-            for p in pumps:
-                p.cancel()
-            await asyncio.gather(*pumps, return_exceptions=True)
+        # Every side saw the same user turns; their own earlier answers differ, so each gets its own history.
+        # One stream for all sides: each update carries every answer, so each answer's HTML only grows
+        # from one update to the next and Gradio sends just the new characters.
+        current: list[Side] = []
+        async for sides in stream_sides(backends, [], side_messages=[_side_messages(system_text, h) for h in st.histories],
+                                        stall_timeout=services.stall_timeout):
+            current = sides
+            yield {views[i].answer: transcript(st.histories[i], render.error_html(side.error, lang) if side.error
+                                               else render.answer_html(side.text, side.tool_calls, lang,
+                                                                       streaming=not side.done))
+                   for i, side in enumerate(sides)}
         out: dict[Any, Any] = {}
         st.turns += 1
         for i, side in enumerate(current):
-            if side is None:
-                continue
             if not side.error:
                 st.histories[i].append(_assistant_message(side))
             if side.finish is not None:
@@ -161,7 +166,7 @@ def build(services: Services, lang: str, app: gr.Blocks | None = None) -> None:
         out.update({state: fresh, status: ""})
         return out
 
-    ans_outputs = [state, *side_outputs]
+    ans_outputs = [state, *(v.answer for v in views), *(v.timing for v in views)]
     sent = [
         send.click(start, [message, models, state], [state, message, status, *side_outputs]),
         message.submit(start, [message, models, state], [state, message, status, *side_outputs]),
@@ -169,5 +174,7 @@ def build(services: Services, lang: str, app: gr.Blocks | None = None) -> None:
     streams = [ev.then(answer, [system, state], ans_outputs, show_progress="hidden") for ev in sent]
     streams.append(regen.click(drop_last_answer, [state], [state]).then(answer, [system, state], ans_outputs,
                                                                          show_progress="hidden"))
-    stop.click(None, None, None, cancels=streams)
+    stop.click(None, None, None, cancels=streams, js=FREEZE_JS)
+    for trigger in (send.click, message.submit, regen.click, clear.click):
+        trigger(None, None, None, js=UNFREEZE_JS)
     clear.click(reset, [state], [state, status, *side_outputs], cancels=streams)

@@ -69,12 +69,18 @@ def dialog_html(messages: list[dict[str, Any]], lang: str, *, reference: bool = 
 
 
 def answer_html(text: str, tool_calls: list[dict[str, Any]], lang: str, *, streaming: bool = False) -> str:
-    """A model's answer so far: text plus any tool calls as cards."""
+    """A model's answer so far: text plus any tool calls as cards.
+
+    While streaming text alone, the HTML is left open (the browser closes the element) and the cursor is
+    drawn by CSS (``.arena-cursor::after``), so each update starts with the previous one: Gradio then
+    sends only the new characters (an "append" diff) instead of the whole answer every time.
+    """
     cards = "".join(tool_call_card(c["name"], c.get("arguments", "{}"), lang) for c in tool_calls)
-    cursor = '<span class="arena-cursor">▍</span>' if streaming else ""
-    if not text and not cards and not streaming:
+    if streaming:
+        return f'<div class="arena-answer arena-cursor">{_text(text)}' + (f"{cards}</div>" if cards else "")
+    if not text and not cards:
         return f'<div class="arena-answer arena-empty">{t(lang, "empty_answer")}</div>'
-    return f'<div class="arena-answer">{_text(text)}{cursor}{cards}</div>'
+    return f'<div class="arena-answer">{_text(text)}{cards}</div>'
 
 
 def error_html(message: str, lang: str) -> str:
