@@ -70,8 +70,9 @@ def _replay(s: RawSession, item: Any, models: list[str]) -> None:
     for dep in s.config["dependencies"]:  # every first event on load (fills the pickers for this account)
         if any(t[1] == "load" for t in dep.get("targets", [])) and dep.get("trigger_after") is None:
             _fire(s, dep)
-    _fire(s, _event(s, "replay-eval-set", "input"), **{"replay-eval-set": item.eval_set})
-    _fire(s, _event(s, "replay-dialog", "input"), **{"replay-dialog": item.dialog_id})
+    # The models are picked throughout, as on the page: each step opens a turn and lets them answer it.
+    _fire(s, _event(s, "replay-eval-set", "input"), **{"replay-eval-set": item.eval_set, "replay-models": models})
+    _fire(s, _event(s, "replay-dialog", "input"), **{"replay-dialog": item.dialog_id, "replay-models": models})
     _fire(s, _event(s, "replay-turn", "input"), **{"replay-dialog": item.dialog_id, "replay-turn": item.turn_index,
                                                    "replay-models": models})
 

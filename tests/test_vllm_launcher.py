@@ -71,6 +71,7 @@ def test_python_entrypoint_keeps_the_venv_path_and_resolves_local_paths(tmp_path
     venv_bin = tmp_path / "venv" / "bin"
     venv_bin.mkdir(parents=True)
     (venv_bin / "python").symlink_to(sys.executable)  # a venv's python is a symlink out of the venv
+    (tmp_path / "my.jinja").write_text("{{ messages }}", encoding="utf-8")  # a template file must exist
     path = write_config(tmp_path, """
         models:
           - name: tiny
