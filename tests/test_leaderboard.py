@@ -76,7 +76,10 @@ def populate(store: Store, dialogs: list[Dialog], *, seed: int = 0, r2: bool = T
             store.save_ratings(annotator, [(gens[m], scores[m], [], "") for m in STRENGTH])
 
     def vote_round(name: str, pairs: list[tuple[str, str]], chosen: list[tuple[Dialog, int]], voters: int) -> int:
-        round_id = store.create_round(name, {"models": list(STRENGTH)}, seed=seed)
+        # A whole round config, as `arena round create` stores it: the page's Rounds tab reads it back.
+        config = {"models": list(STRENGTH), "eval_sets": sorted({d.eval_set for d, _ in chosen}),
+                  "annotators": ["kim", "lee", "park"]}
+        round_id = store.create_round(name, config, seed=seed)
         store.start_round(round_id)
         gens = {(m, d.id, t): record(m, d, t, "", round_id) for d, t in chosen for m in {x for p in pairs for x in p}}
         for d, t in chosen:
