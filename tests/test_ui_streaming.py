@@ -9,6 +9,7 @@ here is a wall-clock threshold: lags are counted in animation frames and bytes i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -87,14 +88,26 @@ def live_arena(tiny_models, tmp_path):
         yield url
 
 
-def _open_live(page, url: str, models: list[str]) -> None:
-    login(page, url, "지혜", "pw-1234")
-    page.get_by_role("tab", name="실시간 비교").click(timeout=60_000)
-    labels = page.locator("#live-models label")
-    labels.first.wait_for(timeout=60_000)
-    for label in labels.all():
-        if label.locator("input").is_checked() != (label.inner_text().strip() in models):
-            label.click()
+@contextlib.contextmanager
+def _live_page(url: str, models: list[str]):
+    """Chromium logged in, Live tab open, ``models`` picked, the stream watcher installed."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        page.add_init_script(WATCH)
+        login(page, url, "지혜", "pw-1234")
+        page.get_by_role("tab", name="실시간 비교").click(timeout=60_000)
+        labels = page.locator("#live-models label")
+        labels.first.wait_for(timeout=60_000)
+        for label in labels.all():
+            if label.locator("input").is_checked() != (label.inner_text().strip() in models):
+                label.click()
+        try:
+            yield page
+        finally:
+            browser.close()
 
 
 def _send(page) -> None:
@@ -115,14 +128,10 @@ def test_the_page_shows_the_final_text_as_soon_as_the_server_is_done(live_arena)
     """Two 1024-token answers: the page has each side's final text within two animation frames of the
     event's completion reaching it. (Before: every update resent both whole answers, ~1.7 MB here, and
     the page applied its backlog of updates for many frames after the server had finished.)"""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1200})
-        page.add_init_script(WATCH)
-        _open_live(page, live_arena, ["polyglot-long", "llama-long"])
+    with _live_page(live_arena, ["polyglot-long", "llama-long"]) as page:
         _send(page)
         for i in (0, 1):  # the timing line comes with the event's last update
             expect(page.locator(f"#live-timing-{i}")).to_contain_text("TTFT", timeout=180_000)
@@ -130,7 +139,6 @@ def test_the_page_shows_the_final_text_as_soon_as_the_server_is_done(live_arena)
         page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
         msgs, changes = page.evaluate("window.__msgs"), page.evaluate("window.__changes")
         page.screenshot(path=str(ARTIFACTS / "live-streamed.png"), full_page=True)
-        browser.close()
 
     done_frame = done["frame"]
     for side in (0, 1):
@@ -147,13 +155,9 @@ def test_the_page_shows_the_final_text_as_soon_as_the_server_is_done(live_arena)
 def test_stop_takes_effect_on_the_page_at_once(live_arena):
     """Stop in the middle of two 1024-token answers: the cursor is gone by the next frame, the text changes at
     most twice more (updates already on the wire), and the answers end far short of their full length."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1200})
-        page.add_init_script(WATCH)
-        _open_live(page, live_arena, ["polyglot-long", "llama-long"])
+    with _live_page(live_arena, ["polyglot-long", "llama-long"]) as page:
         _send(page)
         page.wait_for_function("(document.getElementById('live-answer-0')?.innerText || '').length > 200",
                                timeout=180_000)
@@ -175,7 +179,6 @@ def test_stop_takes_effect_on_the_page_at_once(live_arena):
         # The next message streams again, with its cursor.
         _send(page)
         expect(page.locator("#live-timing-1")).to_contain_text("TTFT", timeout=180_000)
-        browser.close()
 
     assert at_stop["cursor"] in ("none", None), f"the streaming cursor was still drawn after Stop: {at_stop}"
     after = changes[at_stop["changes"]:]
