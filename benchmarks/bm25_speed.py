@@ -1,11 +1,11 @@
-"""BM25 at the seed's scale: arena.bm25 vs bm25s (numba) vs rank_bm25 on the same Kiwi tokens, in one run.
+"""BM25 at the seed's scale: arena.retrieval.bm25 vs bm25s (numba) vs rank_bm25 on the same Kiwi tokens, in one run.
 
     python benchmarks/bm25_speed.py                      # 1,470,767 titles, 33,370 queries, Kiwi (minutes)
     python benchmarks/bm25_speed.py --docs 200000 --queries 5000 --tokenizer whitespace   # a quick look
 
 Titles and queries come from benchmarks/bm25_synthetic.py (seeded, Zipfian vocabulary of real and
 pseudo Korean nouns). Timed in order: Kiwi tokenization of the titles (identical titles once, as
-``arena.retriever.open_retriever`` does), our index build, Kiwi tokenization of the queries, our
+``arena.retrieval.retriever.open_retriever`` does), our index build, Kiwi tokenization of the queries, our
 top-10 search of every query; their sum is the total the issue's 5-minute target is about, and the
 process's peak RSS at that point the memory figure. Then bm25s (``method="atire",
 idf_method="robertson"``, numba backend when installed, fed the same token lists) builds and retrieves
@@ -99,8 +99,8 @@ def run_bm25s(corpus: list[list[str]], queries: list[list[str]], threads: int, c
 
 
 def main(argv: list[str] | None = None) -> int:
-    from arena.bm25 import BM25Index
-    from arena.retriever import make_tokenizer, tokenize_unique
+    from arena.retrieval.bm25 import BM25Index
+    from arena.retrieval.retriever import make_tokenizer, tokenize_unique
     from benchmarks.bm25_synthetic import titles_and_queries
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.tokenizer} terms, {index.stats['nnz']:,} postings, {index.stats['avgdl']:.2f} terms a title; "
           f"{n_q:,} queries. Load average (1/5/15 min) {load_ours} after our phases, {load()} at the end; 2 cores.")
     print()
-    print(f"| {args.docs:,} titles, {n_q:,} queries | arena.bm25 | bm25s ({bm25s_cells['backend']}, "
+    print(f"| {args.docs:,} titles, {n_q:,} queries | arena.retrieval.bm25 | bm25s ({bm25s_cells['backend']}, "
           f"{args.bm25s_threads} thread{'s' if args.bm25s_threads > 1 else ''}) | rank_bm25 |")
     print("|---|---:|---:|---:|")
     rows = [
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         ("JIT warm-up (not in search)", "-", bm25s_cells.get("warm", "-"), "-"),
         ("**total: tokenize + build + tokenize queries + search**", f"**{_fmt(total_wall)}** ({_fmt(total_cpu)} CPU)", "", ""),
         ("peak RSS (process)", f"{peak_ours:.2f} GiB", f"{peak_all:.2f} GiB (ours + bm25s)", "-"),
-        (f"top-{K} agreement with arena.bm25", f"{same_plain}/{len(sample)} = sparse product", bm25s_cells["agree"],
+        (f"top-{K} agreement with arena.retrieval.bm25", f"{same_plain}/{len(sample)} = sparse product", bm25s_cells["agree"],
          ref_cells["agree"]),
     ]
     for row in rows:

@@ -33,7 +33,7 @@ def kiwi_nouns() -> list[str]:
 
 def vocabulary(size: int, seed: int) -> list[str]:
     """``size`` distinct words, most frequent first: fashion words, then real and pseudo nouns shuffled."""
-    from arena.recall_data import CATEGORIES, COLORS, DETAILS, FITS, MATERIALS, STYLES
+    from arena.seeds.retrieval import CATEGORIES, COLORS, DETAILS, FITS, MATERIALS, STYLES
 
     rng = np.random.default_rng(seed)
     nouns = kiwi_nouns()

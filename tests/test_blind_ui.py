@@ -19,9 +19,10 @@ from typing import Any
 import httpx
 import pytest
 
-from arena import export, pregen, rounds
+from arena import rounds
+from arena.rounds import export, pregen
 from arena.store import Store
-from arena.ui import render
+from arena.web.ui import render
 from tests.browser import CHROMIUM_ARGS, ROOT, chromium_path, login, serve, write_models_yaml
 from tests.rounds_helpers import make_round, registry_of, shipped_dialogs, tiny_models_yaml
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from arena import pregen
+from arena.rounds import pregen
 from arena.store import Store
 from tests.browser import serve, write_models_yaml
 from tests.rounds_helpers import make_round, registry_of, shipped_dialogs

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from arena import cli
-from arena.dialogs import Dialog, eval_set_files, validate_paths
+from arena.core.dialogs import Dialog, eval_set_files, validate_paths
 from arena.seeds import EVAL_SETS, convert_all
 from arena.seeds.common import SeedFormatError
 

@@ -8,7 +8,8 @@ import json
 import pandas as pd
 import pytest
 
-from arena import export, rounds
+from arena import rounds
+from arena.rounds import export
 from arena.store import RatingInput, Store
 from tests.rounds_helpers import make_round, registry_of, server_models_yaml, with_annotators
 

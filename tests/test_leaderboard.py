@@ -16,9 +16,11 @@ import pytest
 
 from arena import PROJECT_ROOT
 from arena.cli import main
-from arena.dialogs import Dialog, eval_set_files, load_dialogs
-from arena.leaderboard import alpha_bootstrap, build_leaderboards, generations_input, index_dialogs, votes_input
-from arena.metrics import score_step
+from arena.core.dialogs import Dialog, eval_set_files, load_dialogs
+from arena.core.metrics import score_step
+from arena.leaderboards.assembly import build_leaderboards
+from arena.leaderboards.frames import generations_input, index_dialogs, votes_input
+from arena.stats.agreement import alpha_bootstrap
 from arena.store import Store
 
 N_BOOT = 60  # CIs only need to exist and be reproducible here; two shared cores
@@ -140,7 +142,7 @@ def test_vote_adapter_maps_choice_and_position(tmp_path: Path, dialogs: list[Dia
     assert list(votes["left_model"]) == ["A", "B", "B"]
     assert list(votes["category"]) == [d.category] * 3
     # i1: the left answer (A) won; i2: B won and B was on the left; i3 is no decisive vote.
-    from arena.agreement import position_bias
+    from arena.stats.agreement import position_bias
 
     bias = position_bias(votes).iloc[0]
     assert (bias["n_decisive"], bias["left_wins"]) == (2, 2)
@@ -176,7 +178,7 @@ def test_generations_adapter_computes_repetition_and_fills_metrics(filled, dialo
 
 
 def test_alpha_bootstrap_point_matches_agreement_module() -> None:
-    from arena.agreement import krippendorff_alpha
+    from arena.stats.agreement import krippendorff_alpha
 
     rng = np.random.default_rng(3)
     truth = rng.integers(1, 6, 40)
@@ -369,8 +371,8 @@ def test_leaderboard_tab_builds_and_computes(with_data: bool, filled, tmp_path: 
 
     import gradio as gr
 
-    from arena.ui import leaderboard_tab
-    from arena.ui.services import Services
+    from arena.web.services import Services
+    from arena.web.ui import leaderboard_tab
     from backends.registry import ModelSpec, Registry
 
     db = filled[0] if with_data else str(tmp_path / "empty.db")

@@ -13,11 +13,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from arena import plots
-from arena.leaderboard import build_leaderboards
+from arena.core.i18n import COLUMNS
+from arena.leaderboards import plots
+from arena.leaderboards.assembly import build_leaderboards
 from arena.store import Store
-from arena.ui.i18n import COLUMNS
-from arena.ui.leaderboard_tab import (RecallConfig, RecallRunner, leaderboard_views, metric_figure, recall_table)
+from arena.web.ui.leaderboard_tab import RecallConfig, RecallRunner, leaderboard_views, metric_figure, recall_table
 from tests.test_leaderboard import N_BOOT, dialogs, populate  # noqa: F401 - dialogs is a fixture
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
@@ -105,7 +105,7 @@ def test_win_rate_colour_range_is_fixed_at_0_to_1(boards):
 
 
 def test_recall_table_and_curve_in_the_page_language(tmp_path: Path):
-    from arena.recall_plots import recall_curve_figure
+    from arena.retrieval.plots import recall_curve_figure
     from backends.registry import Registry
 
     runner = RecallRunner(RecallConfig(tokenizer="whitespace", index_cache=tmp_path / "bm25", n_boot=20))
@@ -116,7 +116,7 @@ def test_recall_table_and_curve_in_the_page_language(tmp_path: Path):
     assert list(ko["검색어 출처"]) == ["마지막 발화 + BM25", "정답 검색어 + BM25"]
     en = recall_table(systems, n_boot=20, seed=0, lang="en")
     assert list(en["system"]) == ["last utterance + BM25", "reference query + BM25"]
-    from arena.ui.leaderboard_tab import system_label
+    from arena.web.ui.leaderboard_tab import system_label
 
     curve = recall_curve_figure(systems, n_boot=20, lang="ko", label=lambda n: system_label("ko", n))
     assert HANGUL.search(curve.layout.title.text) and HANGUL.search(curve.layout.yaxis.title.text)
@@ -125,7 +125,7 @@ def test_recall_table_and_curve_in_the_page_language(tmp_path: Path):
 
 
 def test_wide_tables_share_the_page_width_instead_of_running_off_it(boards):
-    from arena.ui.leaderboard_tab import fitted
+    from arena.web.ui.leaderboard_tab import fitted
 
     frame = leaderboard_views(boards, "ko")["metrics"]
     assert len(frame.columns) >= 12  # one column per metric: wider than any page at natural width
@@ -137,9 +137,9 @@ def test_wide_tables_share_the_page_width_instead_of_running_off_it(boards):
 
 
 def test_adapters_tab_says_status_and_load_failures_in_korean(tmp_path: Path):
-    from arena.adapters import AdapterError
-    from arena.ui.adapters_tab import adapter_table, load_error
-    from arena.ui.services import Services
+    from arena.adapters.hotload import AdapterError
+    from arena.web.services import Services
+    from arena.web.ui.adapters_tab import adapter_table, load_error
     from backends.registry import Registry
     from training.adapters import AdapterInfo
 

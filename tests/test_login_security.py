@@ -20,7 +20,7 @@ import pytest
 
 from arena.store import Store
 from tests.arena_process import ArenaProcess
-from tests.browser import ROOT, free_port
+from tests.browser import ROOT
 from tests.gradio_http import GradioSession
 from tests.rounds_helpers import server_models_yaml
 
@@ -29,12 +29,13 @@ PW = "pw-1234"
 DASHBOARD = "https://dash.example.org"  # the one --allow-origin of the `arena` server
 COOKIE = "arena_session"  # (not imported: this file also runs against the code before these fixes)
 LOGIN_FAILURE_LIMIT = 5  # arena.store.store.LOGIN_FAILURE_LIMIT
-CLIENT_FAILURE_LIMIT = 20  # arena.security.CLIENT_FAILURE_LIMIT
+CLIENT_FAILURE_LIMIT = 20  # arena.web.security.CLIENT_FAILURE_LIMIT
 
 
 def test_the_limits_above_are_the_servers() -> None:
-    from arena.security import CLIENT_FAILURE_LIMIT as client, COOKIE as cookie
     from arena.store.store import LOGIN_FAILURE_LIMIT as account
+    from arena.web.security import CLIENT_FAILURE_LIMIT as client
+    from arena.web.security import COOKIE as cookie
 
     assert (cookie, account, client) == (COOKIE, LOGIN_FAILURE_LIMIT, CLIENT_FAILURE_LIMIT)
 

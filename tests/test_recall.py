@@ -11,10 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from arena.bm25 import BM25Index, top_k
-from arena.retriever import KiwiTokenizer, WhitespaceTokenizer, open_retriever, tokenize_unique
-from arena.dialogs import Dialog, load_dialogs
-from arena.recall import (
+from arena.core.dialogs import Dialog, load_dialogs
+from arena.retrieval.bm25 import BM25Index, top_k
+from arena.retrieval.recall import (
     GenerationReport,
     ItemOutcome,
     MemoryQueryCache,
@@ -28,7 +27,18 @@ from arena.recall import (
     score_system,
     summarize,
 )
-from arena.recall_data import CATEGORIES, COLORS, DETAILS, FITS, MATERIALS, SEASONS, STYLES, TOOL_NAME, write_fashion_retrieval
+from arena.retrieval.retriever import KiwiTokenizer, WhitespaceTokenizer, open_retriever, tokenize_unique
+from arena.seeds.retrieval import (
+    CATEGORIES,
+    COLORS,
+    DETAILS,
+    FITS,
+    MATERIALS,
+    SEASONS,
+    STYLES,
+    TOOL_NAME,
+    write_fashion_retrieval,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_SET = ROOT / "eval_sets" / "fashion_retrieval.jsonl"
@@ -336,7 +346,7 @@ def test_shipped_set_matches_generator_and_validates(tmp_path: Path) -> None:
 
 
 def test_recall_curve_figure() -> None:
-    from arena.recall_plots import recall_curve_figure
+    from arena.retrieval.plots import recall_curve_figure
 
     result = SystemResult("x", [ItemOutcome("a", "q", "ok", [2]), ItemOutcome("b", None, "no_call", [None])], depth=10)
     fig = recall_curve_figure([result], n_boot=50)
@@ -345,7 +355,7 @@ def test_recall_curve_figure() -> None:
 
 
 def test_backend_adapter_collects_tool_calls() -> None:
-    from arena.recall import backend_generate
+    from arena.retrieval.recall import backend_generate
     from backends.base import Backend, Error, Finish, ToolCall
 
     class Scripted(Backend):

@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from arena.cli import main
-from arena.dialogs import load_dialogs
-from arena.recall import GenerationReport, retrieval_items
+from arena.core.dialogs import load_dialogs
+from arena.retrieval.recall import GenerationReport, retrieval_items
 from arena.store import Store
 from tests.browser import write_models_yaml
 
@@ -113,7 +113,7 @@ def test_failing_model_counts_errors_and_does_not_crash(tmp_path: Path, capsys) 
 
 
 def test_failed_rows_are_retried_and_replaced(tmp_path: Path) -> None:
-    from arena.recall_store import model_queries
+    from arena.retrieval.runner import model_queries
     from backends.base import Backend, Error, Finish, ToolCall
     from backends.registry import ModelSpec, Registry
 

@@ -17,8 +17,8 @@ import pytest
 import sqlalchemy as sa
 
 from arena.cli import build_parser
-from arena.server import ServeConfig
 from arena.store import Store
+from arena.web.server import ServeConfig
 from tests.arena_process import ArenaProcess
 from tests.fake_model_servers import running
 from tests.gradio_http import CallResult, GradioSession

@@ -146,7 +146,7 @@ async def test_other_annotators_go_on_while_a_side_stalls(app) -> None:
 
 async def test_no_vote_lands_on_a_failed_answer(app) -> None:
     server, db = app
-    # The round's judge (its models are withheld from them by name, arena.access); boss's page in English,
+    # The round's judge (its models are withheld from them by name, arena.web.policies); boss's page in English,
     # whose report is checked word for word.
     boss, s = await _session(server.url + "/en", "boss"), await _session(server.url, "judge")
     async with boss, s:

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 PW = "pw-1234"
 ROUND = "충돌-라운드"
 NAMES = [f"평가자{i}" for i in range(6)]
-# The round's judges may not use its models by name (arena.access), so they rate replays of two others.
+# The round's judges may not use its models by name (arena.web.policies), so they rate replays of two others.
 REPLAY_MODELS = ["m-c", "m-d"]
 
 

@@ -27,8 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from arena import rounds
-from arena.dialogs import Dialog, parse_file, validate_paths
-from arena.export import COLUMNS, export_round, export_text, round_rows
+from arena.core.dialogs import Dialog, parse_file, validate_paths
+from arena.rounds.export import COLUMNS, export_round, export_text, round_rows
 from arena.store import RatingInput, Store
 from tests.browser import ROOT
 from tests.rounds_helpers import make_round, registry_of, server_models_yaml, with_annotators
@@ -349,10 +349,10 @@ def test_a_failed_export_leaves_the_old_file_and_no_partial_one(tmp_path: Path) 
 
 
 def test_live_mode_refuses_oversized_messages_in_its_handler(tmp_path: Path) -> None:
-    from arena.ui import live_tab
-    from arena.ui.app import build_app
-    from arena.ui.services import Services
-    from arena.ui.i18n import t
+    from arena.core.i18n import t
+    from arena.web.services import Services
+    from arena.web.ui import live_tab
+    from arena.web.ui.app import build_app
 
     registry = registry_of(server_models_yaml(tmp_path / "models.yaml", ["m-a", "m-b"]))
     with Store.open(tmp_path / "r.db") as store:

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from arena.dialogs import Dialog
-from arena.metrics import (
+from arena.core.dialogs import Dialog
+from arena.core.metrics import (
     MorphemeSplitter,
     diff_html,
     diff_tokens,
@@ -14,7 +14,7 @@ from arena.metrics import (
     split_words,
     tool_call_match,
 )
-from arena.replay import build_messages, live_messages, step, steps
+from arena.core.replay import build_messages, live_messages, step, steps
 
 TOOL = {"type": "function", "function": {"name": "retrieve_fashion_text_knowledges_with_text_query",
                                          "parameters": {"type": "object", "properties": {"text_query": {"type": "string"}}}}}

@@ -8,7 +8,14 @@ import pytest
 from arena import rounds
 from arena.cli import main
 from arena.store import RoundLocked, Store
-from tests.rounds_helpers import make_round, registry_of, server_models_yaml, shipped_dialogs, store_answers, with_annotators
+from tests.rounds_helpers import (
+    make_round,
+    registry_of,
+    server_models_yaml,
+    shipped_dialogs,
+    store_answers,
+    with_annotators,
+)
 
 MODELS = ["m-alpha", "m-beta"]
 
@@ -88,7 +95,7 @@ def test_round_cli_close_reopen_and_start_on_a_closed_round(tmp_path, capsys, re
 
 
 def test_an_empty_round_form_says_everything_missing_in_the_page_language():
-    from arena.ui.rounds_tab import form_problems
+    from arena.web.ui.rounds_tab import form_problems
 
     assert form_problems("ko", " ", [], [], [], "all", None, "") == [
         "라운드 이름을 적어 주세요", "평가 세트를 하나 이상 고르세요", "모델을 2개 이상 고르세요", "평가자를 한 명 이상 고르세요"]

@@ -11,7 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from arena import rounds
-from arena.rounds import Item, RoundConfig, RoundError
+from arena.rounds.config import RoundConfig, RoundError
+from arena.rounds.pairing import Item
 from arena.store import RatingInput, RoundLocked, Store
 from tests.rounds_helpers import (
     make_round,

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from arena.sidebyside import stream_sides
+from arena.annotation.sidebyside import stream_sides
 from backends.registry import build_registry
 from tests.browser import free_port
 

@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from arena import agreement, plots, stats
+from arena import stats
+from arena.leaderboards import plots
+from arena.stats import agreement
 
 N_BOOT = 200  # enough for stable 95% bounds in these tests, cheap on two shared cores
 TRUE = {"m0": 760.0, "m1": 835.0, "m2": 905.0, "m3": 965.0, "m4": 1035.0, "m5": 1095.0, "m6": 1165.0,

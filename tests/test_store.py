@@ -11,8 +11,17 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from arena.store import (AlreadyExists, ItemClosed, NotFound, RatingInput, RoundItemInput, RoundLocked, Store,
-                         stable_hash, to_url)
+from arena.store import (
+    AlreadyExists,
+    ItemClosed,
+    NotFound,
+    RatingInput,
+    RoundItemInput,
+    RoundLocked,
+    Store,
+    stable_hash,
+    to_url,
+)
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from arena import adapters as hotload
+from arena.adapters import hotload
+from arena.web.api import mount_api
 from backends.base import Finish, Options, TextDelta
 from backends.registry import build_registry
 
@@ -96,7 +97,7 @@ async def test_registry_gains_base_colon_adapter_at_run_time_and_it_streams(tiny
 
 def services_for(tiny_models, tmp_path: Path):
     from arena.store import Store
-    from arena.ui.services import Services
+    from arena.web.services import Services
 
     store = Store.open(tmp_path / "ratings.db")
     store.add_annotator("lead", PASSWORD, role="researcher")
@@ -110,7 +111,7 @@ def test_api_adds_adapters_for_researchers_only(tiny_models, adapter_run, tmp_pa
 
     services = services_for(tiny_models, tmp_path)
     app = FastAPI()
-    hotload.mount_api(app, services)
+    mount_api(app, services)
     body = {"path": str(adapter_run), "base": "llama-tiny", "name": "v1"}
     with TestClient(app) as client:
         assert client.post("/api/adapters", json=body).status_code == 401
@@ -160,8 +161,8 @@ def test_cli_add_reaches_the_served_arena_and_the_tab_lists_it(tiny_models, adap
     import httpx
 
     from arena.cli import main
-    from arena.server import create_app
-    from arena.ui.adapters_tab import adapter_table
+    from arena.web.server import create_app
+    from arena.web.ui.adapters_tab import adapter_table
     from training.adapters import find_adapters
 
     services = services_for(tiny_models, tmp_path)
@@ -194,7 +195,7 @@ def test_adapters_list_cli_shows_manifest_facts(adapter_run, capsys, tmp_path):
 
 
 def test_app_builds_with_the_adapters_tab(tiny_models, tmp_path):
-    from arena.ui.app import build_app
+    from arena.web.ui.app import build_app
 
     services = services_for(tiny_models, tmp_path)
     app = build_app(services, lang="en")

@@ -10,7 +10,7 @@ import gradio as gr
 import pytest
 from gradio.state_holder import SessionState
 
-from arena.ui.blocks import ArenaBlocks
+from arena.web.blocks import ArenaBlocks
 
 
 def _app(cls: type[gr.Blocks]) -> tuple[gr.Blocks, dict[str, Any]]:

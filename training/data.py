@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from arena.dialogs import Problem
+from arena.core.dialogs import Problem
 
 Record = dict[str, Any]
 MAX_EMOTION_TURNS = 3  # the AIHub corpus: up to three exchanges (감정 상태 -> 진전된 대화 -> 마무리)
@@ -466,7 +466,7 @@ def convert_file(path: str | Path, fmt: str | None = None, *, references: bool =
 
 
 def _convert_evalset(path: Path, *, references: bool) -> tuple[list[Record], list[Problem]]:
-    from arena.dialogs import parse_file
+    from arena.core.dialogs import parse_file
 
     parsed, problems = parse_file(path)
     records = []

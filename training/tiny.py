@@ -173,7 +173,7 @@ PROFILES: dict[str, Profile] = {
 
 def default_corpus_files() -> list[Path]:
     """The shipped eval sets (eval_sets/*.jsonl, retrieval indexes excluded)."""
-    from arena.dialogs import eval_set_files
+    from arena.core.dialogs import eval_set_files
 
     return eval_set_files(PROJECT_ROOT / "eval_sets")
 

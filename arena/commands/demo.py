@@ -33,7 +33,7 @@ def _positive_minutes(text: str) -> float:
 
 
 def _origin(text: str) -> str:
-    from arena.security import normalize_origin
+    from arena.web.security import normalize_origin
 
     try:
         return normalize_origin(text)
@@ -58,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _startup_problem(args: argparse.Namespace) -> str | None:
     """What stops the server before anything is loaded: no eval-set directory, or no eval sets in it."""
-    from arena.dialogs import eval_set_files
+    from arena.core.dialogs import eval_set_files
 
     if not args.eval_sets.is_dir():
         return f"--eval-sets: no directory {args.eval_sets}"
@@ -79,9 +79,9 @@ def _note_new_database(db: str) -> None:
 
 def _serve(config, banner: str = "") -> int:
     """Run the server; bad models, eval-set or database files end it with their message and exit 2."""
-    from arena.dialogs import EvalSetError
-    from arena.server import run
+    from arena.core.dialogs import EvalSetError
     from arena.store import StoreError
+    from arena.web.server import run
     from backends.registry import RegistryError
 
     try:
@@ -98,8 +98,8 @@ def _serve(config, banner: str = "") -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from arena.server import ServeConfig, ensure_demo_account
     from arena.store import Store
+    from arena.web.server import ServeConfig, ensure_demo_account
     from training.tiny import ensure_tiny_models
 
     if problem := _startup_problem(args):
@@ -117,7 +117,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from arena.server import ServeConfig
+    from arena.web.server import ServeConfig
 
     if problem := _startup_problem(args):
         print(f"arena serve: {problem}", file=sys.stderr)

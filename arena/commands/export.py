@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from arena.export import ExportTargetError, default_filename, export_round, export_text
+    from arena.rounds.export import ExportTargetError, default_filename, export_round, export_text
     from arena.store import Store, StoreError
 
     with Store.open(args.db) as store:

@@ -9,7 +9,6 @@ Everything is read from the store and the eval sets; the same --seed prints the 
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 import sys
@@ -21,7 +20,7 @@ from arena.commands.db import add_db_argument
 if TYPE_CHECKING:
     import pandas as pd
 
-    from arena.leaderboard import Leaderboards
+    from arena.leaderboards.assembly import Leaderboards
 
 FORMATS = ("md", "csv", "json")
 TITLES = {
@@ -69,9 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from arena.dialogs import EvalSetError, eval_set_files, load_dialogs
-    from arena.leaderboard import build_leaderboards
-    from arena.metrics import default_splitter, split_words
+    from arena.core.dialogs import EvalSetError, eval_set_files, load_dialogs
+    from arena.core.metrics import default_splitter, split_words
+    from arena.leaderboards.assembly import build_leaderboards
     from arena.store import Store
 
     if args.boot < 0:
@@ -132,14 +131,14 @@ def _csv(frame: "pd.DataFrame") -> str:
 # ---------------------------------------------------------------------------------------------- markdown
 
 def _md_table(frame: "pd.DataFrame") -> str:
-    """A markdown table of text cells (see arena.leaderboard.display_table)."""
+    """A markdown table of text cells (see arena.leaderboards.tables.display_table)."""
     cells = [[str(c).replace("|", "\\|") for c in row] for row in frame.itertuples(index=False)]
     lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "|".join("---" for _ in frame.columns) + "|"]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
 
 
 def _markdown(boards: "Leaderboards", tables: dict[str, "pd.DataFrame"]) -> str:
-    from arena.leaderboard import display_table, metrics_wide
+    from arena.leaderboards.tables import display_table, metrics_wide
 
     f, s, n = boards.filters, boards.settings, boards.counts
     shown = ", ".join(f"{k}={v}" for k, v in f.as_dict().items() if v) or "none"

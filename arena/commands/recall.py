@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from arena.commands.db import db_location
-from arena.recall import DEFAULT_KS, MRR_DEPTH
+from arena.retrieval.recall import DEFAULT_KS, MRR_DEPTH
 
 if TYPE_CHECKING:
-    from arena.dialogs import Dialog
-    from arena.recall import QueryResult
+    from arena.core.dialogs import Dialog
+    from arena.retrieval.recall import QueryResult
 
 FORMATS = ("md", "csv", "json")
 BASELINES = ("last-utterance", "none")
@@ -67,18 +67,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from arena.recall import (
+    from arena.retrieval.recall import (
         BASELINE,
         REFERENCE,
         QueryResult,
         baseline_query,
-        format_table,
         reference_query,
         score_system,
         summarize,
         unreachable_gold,
     )
-    from arena.retriever import open_retriever
+    from arena.retrieval.retriever import open_retriever
+    from arena.retrieval.tables import format_table
 
     ks = sorted(set(args.ks))
     if ks[0] < 1:
@@ -111,7 +111,7 @@ def _run(args: argparse.Namespace) -> int:
     summaries = [summarize(s, ks, n_boot=args.bootstrap, seed=args.seed) for s in systems]
     print(format_table(summaries, ks, args.format, ci=args.bootstrap > 0))
     if args.plot:
-        from arena.recall_plots import recall_curve_figure
+        from arena.retrieval.plots import recall_curve_figure
 
         recall_curve_figure(systems, depth, n_boot=args.bootstrap, seed=args.seed).write_html(args.plot)
         print(f"plot: {args.plot}", file=sys.stderr)
@@ -122,8 +122,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _load_items(sets: list[str], index: str | None) -> tuple[list["Dialog"], Path]:
     """The retrieval items of every set, and the index: --index, or the items' agreeing "meta.index" hints."""
-    from arena.dialogs import EvalSetError, load_dialogs
-    from arena.recall import retrieval_items
+    from arena.core.dialogs import EvalSetError, load_dialogs
+    from arena.retrieval.recall import retrieval_items
 
     items: list[Dialog] = []
     hints: set[Path] = set()
@@ -153,8 +153,8 @@ def _load_items(sets: list[str], index: str | None) -> tuple[list["Dialog"], Pat
 
 async def _all_model_queries(registry: Any, items: list, args: argparse.Namespace) -> dict[str, dict[str, "QueryResult"]]:
     """Each --models model's queries, one model after another (each with --concurrency requests), via the store."""
-    from arena.recall import GenerationReport
-    from arena.recall_store import model_queries
+    from arena.retrieval.recall import GenerationReport
+    from arena.retrieval.runner import model_queries
     from arena.store import Store
 
     out = {}

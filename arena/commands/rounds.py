@@ -99,7 +99,7 @@ def _fail(message: str) -> int:
 def _config_fields(args: argparse.Namespace) -> dict[str, Any]:
     import yaml
 
-    from arena.rounds import parse_weights, split_list
+    from arena.rounds.config import parse_weights, split_list
 
     fields: dict[str, Any] = {}
     if args.file:
@@ -131,7 +131,7 @@ def _config_fields(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _dialogs(directory: Path):
-    from arena.dialogs import eval_set_files, load_dialogs
+    from arena.core.dialogs import eval_set_files, load_dialogs
 
     return load_dialogs(eval_set_files(directory))
 
@@ -224,8 +224,8 @@ def run_pregen(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from arena import pregen
-    from arena.metrics import default_splitter
+    from arena.core.metrics import default_splitter
+    from arena.rounds import pregen
     from arena.store import Store, StoreError
     from backends.registry import RegistryError, build_registry, default_config_path
 

@@ -1,4 +1,7 @@
-"""`arena seeds convert [--seeds DIR] [--out DIR]`: rebuild the shipped eval sets from the seed documents."""
+"""`arena seeds convert [--seeds DIR] [--out DIR]`: rebuild the shipped eval sets from the seed documents.
+
+`arena seeds retrieval [--out DIR]`: rebuild the shipped fashion retrieval set (documents and dialogs).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     convert.add_argument("--seeds", default=str(DEFAULT_SEEDS), help=f"directory holding 000_*.txt .. 004_*.txt (default: {DEFAULT_SEEDS})")
     convert.add_argument("--out", default=str(DEFAULT_OUT), help=f"where to write <eval_set>.jsonl (default: {DEFAULT_OUT})")
     convert.set_defaults(func=run_convert)
+    retrieval = actions.add_parser("retrieval", help="write the fashion retrieval set (index and dialogs)",
+                                   description=__doc__)
+    retrieval.add_argument("--out", default=str(DEFAULT_OUT), help=f"output directory (default: {DEFAULT_OUT})")
+    retrieval.set_defaults(func=run_retrieval)
 
 
 def run_convert(args: argparse.Namespace) -> int:
@@ -34,4 +41,13 @@ def run_convert(args: argparse.Namespace) -> int:
         return 1
     for name, count in counts.items():
         print(f"{args.out}/{name}.jsonl: {count} dialogs")
+    return 0
+
+
+def run_retrieval(args: argparse.Namespace) -> int:
+    """Write the retrieval set (byte-identical on every run) and print the two paths."""
+    from arena.seeds.retrieval import write_fashion_retrieval
+
+    for path in write_fashion_retrieval(args.out):
+        print(path)
     return 0

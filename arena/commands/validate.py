@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from arena.dialogs import validate_paths
+from arena.core.dialogs import validate_paths
 
 
 def register(sub: argparse._SubParsersAction) -> None:

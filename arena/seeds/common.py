@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from arena.dialogs import Dialog
+from arena.core.dialogs import Dialog
 
 
 @dataclass(frozen=True)

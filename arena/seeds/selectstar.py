@@ -16,7 +16,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from arena.seeds.common import DialogBuilder, Lit, Seed, SeedFormatError, dump_args, read_string, resolve_name, text_query_of
+from arena.seeds.common import (
+    DialogBuilder,
+    Lit,
+    Seed,
+    SeedFormatError,
+    dump_args,
+    read_string,
+    resolve_name,
+    text_query_of,
+)
 from arena.seeds.narrative import parse_response
 
 _KEY = re.compile(r'^\s*"(\w+)"\s*:\s*(.*)$')

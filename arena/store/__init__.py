@@ -4,8 +4,8 @@ from arena.store.engine import DEFAULT_URL, create_engine, to_url
 from arena.store.store import (
     AlreadyExists,
     ItemClosed,
-    NotFound,
     Judgement,
+    NotFound,
     RatingInput,
     RoundGeneration,
     RoundItemInput,

@@ -1,0 +1,1 @@
+"""Answering and rating outside blind rounds: several models streamed side by side, answers stored, replay progress."""

@@ -1,0 +1,143 @@
+"""Every leaderboard table at once, from the store and the loaded eval sets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from arena import stats
+from arena.core.dialogs import Dialog
+from arena.core.metrics import Splitter, split_words
+from arena.leaderboards.frames import (
+    NO_GROUP,
+    SCORE_GROUPS,
+    DialogIndex,
+    Filters,
+    _categories,
+    _comparable,
+    apply_filters,
+    generations_input,
+    index_dialogs,
+    ratings_input,
+    votes_input,
+)
+from arena.stats import agreement
+from arena.stats.agreement import alpha_bootstrap
+
+if TYPE_CHECKING:
+    from arena.store import Store
+
+
+# Ratings agree on one answer: the same model text for the same step, whichever context stored it.
+RATING_UNITS = ("model", "eval_set", "dialog_id", "turn_index", "answer")
+VOTE_UNITS = ("round", "item")
+
+
+def agreement_table(ratings: pd.DataFrame, votes: pd.DataFrame, *, n_boot: int, seed: int,
+                    ci: float = 0.95) -> pd.DataFrame:
+    """Krippendorff's alpha with a unit-bootstrap CI: interval for 1-5 scores, nominal for blind votes."""
+    rows = []
+    rating_frame = (ratings.dropna(subset=["score"]).rename(columns={"score": "value"})
+                    .drop_duplicates([*RATING_UNITS, "annotator"], keep="last"))
+    # The chosen model's name, as agreement.vote_agreement does: annotators who saw the pair swapped still agree.
+    chosen = np.select([votes["winner"] == "model_a", votes["winner"] == "model_b"],
+                       [votes["model_a"].astype(str), votes["model_b"].astype(str)], votes["winner"].astype(str))
+    vote_frame = votes.assign(value=chosen).drop_duplicates([*VOTE_UNITS, "annotator"], keep="last")
+    for kind, frame, units, metric, summary in (
+        ("ratings", rating_frame, RATING_UNITS, "interval", agreement.rating_agreement(ratings, unit=RATING_UNITS)),
+        ("votes", vote_frame, VOTE_UNITS, "nominal", agreement.vote_agreement(votes, unit=VOTE_UNITS)),
+    ):
+        alpha, lo, hi = alpha_bootstrap(frame, units, metric=metric, n_boot=n_boot, seed=seed, ci=ci)
+        rows.append({"judgements": kind, "metric": metric, "alpha": summary["alpha"], "ci_low": lo, "ci_high": hi,
+                     "n_units": summary["n_units"], "n_judgements": summary["n_judgements"],
+                     "n_annotators": summary["n_annotators"]})
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------------ tables
+
+@dataclass
+class Leaderboards:
+    """Every leaderboard table for one slice of the store, plus how it was computed."""
+
+    filters: Filters
+    settings: dict[str, Any]
+    counts: dict[str, int]
+    scores: pd.DataFrame
+    scores_by: dict[str, pd.DataFrame]
+    pairwise: pd.DataFrame
+    win_rate: pd.DataFrame
+    battles: pd.DataFrame
+    position_bias: pd.DataFrame
+    annotators: pd.DataFrame
+    agreement: pd.DataFrame
+    metrics: pd.DataFrame
+    models: list[str] = field(default_factory=list)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Every table as a flat frame, in display order (matrices get their row model as a column)."""
+        return {
+            "scores": self.scores,
+            **{f"scores_by_{k}": v for k, v in self.scores_by.items()},
+            "pairwise": self.pairwise,
+            "win_rate": self.win_rate.reset_index(),
+            "battles": self.battles.reset_index(),
+            "position_bias": self.position_bias,
+            "annotators": self.annotators,
+            "agreement": self.agreement,
+            "metrics": self.metrics,
+        }
+
+
+def _failed_count(generations: pd.DataFrame, dialogs: DialogIndex, filters: Filters) -> int:
+    """Failed answers in the slice: left out of the metrics, but worth knowing about."""
+    failed = generations[_comparable(generations) & generations["error"].notna()]
+    return len(apply_filters(failed.assign(category=_categories(failed, dialogs)), filters))
+
+
+def _position_bias(votes: pd.DataFrame, ci: float) -> pd.DataFrame:
+    """Overall left-share row first, then one row per round."""
+    overall = agreement.position_bias(votes, ci=ci).assign(round="(all)")
+    by_round = agreement.position_bias(votes, by=["round"], ci=ci) if len(votes) else overall.iloc[:0]
+    out = pd.concat([overall, by_round], ignore_index=True)
+    return out[["round", *[c for c in out.columns if c != "round"]]]
+
+
+def build_leaderboards(store: "Store", dialogs: Iterable[Dialog], *, round: str | None = None,
+                       eval_set: str | None = None, category: str | None = None, n_boot: int = 1000, seed: int = 0,
+                       both_bad: stats.BothBad = "tie", anchor: str | None = None, ci: float = 0.95,
+                       splitter: Splitter = split_words) -> Leaderboards:
+    """Every table for the chosen slice of ``store``; the same arguments always give the same numbers."""
+    index = index_dialogs(dialogs)
+    filters = Filters(round or None, eval_set or None, category or None)
+    gen_raw = store.generations_frame()
+    ratings = apply_filters(ratings_input(store.ratings_frame(), gen_raw, index), filters)
+    votes = apply_filters(votes_input(store.votes_frame(), index), filters)
+    gens = apply_filters(generations_input(gen_raw, index, splitter), filters)
+    boot = {"n_boot": n_boot, "seed": seed, "ci": ci}
+    labelled = ratings.fillna(NO_GROUP)  # "(no round)" reads better than a blank group key
+    scores_by = {g: stats.score_leaderboard(labelled, by=(g, "model"), **boot) for g in SCORE_GROUPS}
+    pairwise = stats.pairwise_leaderboard(votes, both_bad=both_bad, anchor_model=anchor, **boot)
+    order = list(pairwise["model"])
+    models = sorted(set(ratings["model"]) | set(votes["model_a"]) | set(votes["model_b"]) | set(gens["model"]))
+    return Leaderboards(
+        filters=filters,
+        settings={**boot, "both_bad": both_bad, "anchor": anchor, "scale": "400-point; anchor model or mean = 1000",
+                  "online_elo": "order-dependent (votes in the order cast), for comparison only"},
+        counts={"ratings": len(ratings), "votes": len(votes), "generations": len(gens),
+                "failed_generations": _failed_count(gen_raw, index, filters), "models": len(models)},
+        scores=stats.score_leaderboard(ratings, by=("model",), **boot),
+        scores_by=scores_by,
+        pairwise=pairwise,
+        win_rate=stats.win_rate_matrix(votes, both_bad=both_bad, order=order),
+        battles=stats.battle_count_matrix(votes, both_bad=both_bad, order=order),
+        position_bias=_position_bias(votes, ci),
+        annotators=agreement.annotator_summary(votes, ratings),
+        agreement=agreement_table(ratings, votes, n_boot=n_boot, seed=seed, ci=ci),
+        metrics=stats.metric_summary(gens, by=("model",), **boot),
+        models=models,
+    )

@@ -1,0 +1,50 @@
+"""Leaderboard frames as tables a person reads: numbers, CI text, the wide metric table."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    pass
+
+
+# ----------------------------------------------------------------------------------------------- display
+
+def fmt_number(value: Any) -> str:
+    """A number as the tables show it: 1 decimal from 100 up, 3 below; a dash for missing values."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.1f}" if abs(value) >= 100 else f"{value:.3f}"
+    return str(value)
+
+
+def _ci_text(lo: Any, hi: Any) -> str:
+    return "–" if fmt_number(lo) == "–" else f"[{fmt_number(float(lo))}, {fmt_number(float(hi))}]"
+
+
+def display_table(frame: pd.DataFrame, ci_label: str = "95% CI") -> pd.DataFrame:
+    """Every cell as text; a ci_low/ci_high pair becomes one "[lo, hi]" column right after its value."""
+    columns = [c for c in frame.columns if c not in ("ci_low", "ci_high")]
+    out = pd.DataFrame({c: [fmt_number(v) for v in frame[c]] for c in columns}, columns=columns)
+    if {"ci_low", "ci_high"} <= set(frame.columns):
+        value = next((c for c in ("rating", "mean", "value", "alpha", "left_share") if c in columns), columns[-1])
+        cis = [_ci_text(lo, hi) for lo, hi in zip(frame["ci_low"], frame["ci_high"])]
+        out.insert(columns.index(value) + 1, ci_label, cis)
+    return out
+
+
+def metrics_wide(metrics: pd.DataFrame) -> pd.DataFrame:
+    """metric_summary's long rows as one text row per model: "value [lo, hi]" per metric, plus the answer count."""
+    if metrics.empty:
+        return pd.DataFrame(columns=["model", "answers"])
+    text = [fmt_number(v) + ("" if fmt_number(lo) == "–" else f" {_ci_text(lo, hi)}")
+            for v, lo, hi in zip(metrics["value"], metrics["ci_low"], metrics["ci_high"])]
+    order = list(dict.fromkeys(metrics["metric"]))
+    wide = metrics.assign(text=text).pivot(index="model", columns="metric", values="text")[order]
+    answers = metrics.groupby("model")["n"].max().rename("answers").astype(str)
+    return wide.join(answers).reset_index()[["model", "answers", *order]]
