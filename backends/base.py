@@ -15,7 +15,7 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,7 +34,7 @@ class Options(BaseModel):
     stop: list[str] | None = None
     no_repeat_ngram_size: int | None = Field(None, ge=0, description="local backend only")
 
-    def merged_over(self, defaults: "Options | None") -> "Options":
+    def merged_over(self, defaults: Options | None) -> Options:
         """These options with unset fields taken from ``defaults``."""
         if defaults is None:
             return self
@@ -119,7 +119,7 @@ class Error(BaseModel):
     timings: Timings = Field(default_factory=Timings)
 
 
-Event = Annotated[Union[TextDelta, ToolCallDelta, ToolCall, Finish, Error], Field(discriminator="type")]
+Event = Annotated[TextDelta | ToolCallDelta | ToolCall | Finish | Error, Field(discriminator="type")]
 
 
 class Health(BaseModel):
@@ -248,7 +248,7 @@ class Backend(abc.ABC):
         """Where this model lives (path or URL), for listings."""
         return self.name
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 (a no-op default: most backends hold nothing to release)
         """Release connections or memory held by the backend."""
 
     def _options(self, options: Options | None) -> Options:

@@ -284,7 +284,7 @@ class LocalBackend(Backend):
         queue: asyncio.Queue,
         stop: threading.Event,
         cancel: CancelToken,
-        progress: "_Progress",
+        progress: _Progress,
         messages: list[Message],
         tools: list[Tool] | None,
         opts: Options,

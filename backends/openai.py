@@ -239,7 +239,7 @@ class OpenAIBackend(Backend):
                 pump.cancel()
                 await asyncio.wait([pump], timeout=2)
 
-    def _send_error(self, exc: BaseException, url: str, state: "_StreamState", watch: Stopwatch) -> Error:
+    def _send_error(self, exc: BaseException, url: str, state: _StreamState, watch: Stopwatch) -> Error:
         if isinstance(exc, httpx.ConnectError):
             return self._error("connection", f"cannot connect to {self.base_url}: {exc}", state, watch)
         if isinstance(exc, httpx.TimeoutException):
@@ -250,10 +250,10 @@ class OpenAIBackend(Backend):
     def _limit(limit: float, deadline: float | None) -> float:
         return limit if deadline is None else max(0.0, min(limit, deadline - time.monotonic()))
 
-    def _error(self, code: str, message: str, state: "_StreamState", watch: Stopwatch) -> Error:
+    def _error(self, code: str, message: str, state: _StreamState, watch: Stopwatch) -> Error:
         return Error(code=code, message=message, partial_text="".join(state.text), timings=watch.timings(None))
 
-    def _finish(self, reason: str, state: "_StreamState", watch: Stopwatch, ignored: list[str]) -> Finish:
+    def _finish(self, reason: str, state: _StreamState, watch: Stopwatch, ignored: list[str]) -> Finish:
         usage = state.usage
         completion = usage.completion_tokens if usage.completion_tokens is not None else state.chunks
         server_ttft = None

@@ -85,7 +85,7 @@ class LaunchSpec(BaseModel):
     startup_timeout: float = Field(900.0, gt=0, description="seconds to wait for /health")
 
     @model_validator(mode="after")
-    def _lora_fields(self) -> "LaunchSpec":
+    def _lora_fields(self) -> LaunchSpec:
         if self.max_lora_rank is not None and self.max_lora_rank not in MAX_LORA_RANKS:
             raise ValueError(f"max_lora_rank must be one of {', '.join(map(str, MAX_LORA_RANKS))} (vLLM's choices)")
         if self.max_cpu_loras is not None and self.max_loras is not None and self.max_cpu_loras < self.max_loras:
@@ -134,7 +134,7 @@ class ModelSpec(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _kind_fields(self) -> "ModelSpec":
+    def _kind_fields(self) -> ModelSpec:
         if self.kind == "local":
             if not self.path:
                 raise ValueError("kind local needs `path` (the model directory)")
@@ -172,7 +172,7 @@ class RegistryConfig(BaseModel):
     models: list[ModelSpec]
 
     @model_validator(mode="after")
-    def _unique(self) -> "RegistryConfig":
+    def _unique(self) -> RegistryConfig:
         seen: set[str] = set()
         for spec in self.models:
             if spec.name in seen:

@@ -66,7 +66,7 @@ class VLLMBackend(OpenAIBackend):
             raise VLLMError(response.status_code, error_message(response.content))
         return response.text.strip()
 
-    async def load_adapter(self, lora_name: str, lora_path: str | Path) -> "VLLMBackend":
+    async def load_adapter(self, lora_name: str, lora_path: str | Path) -> VLLMBackend:
         """Load a LoRA into this backend's server; the arena model ``<name>:<lora_name>`` that serves it.
 
         Raises VLLMError with vLLM's message (rank above --max-lora-rank, no adapter at the path, name
@@ -83,7 +83,7 @@ class VLLMBackend(OpenAIBackend):
         """The adapters the server lists on top of this backend's model (``/v1/models`` with that parent)."""
         return [m for m in await self.list_models() if m.get("parent") == self.model]
 
-    def adapter_backend(self, lora_name: str, lora_path: str | Path | None = None) -> "VLLMBackend":
+    def adapter_backend(self, lora_name: str, lora_path: str | Path | None = None) -> VLLMBackend:
         """A backend for an adapter already on the server, named ``<this name>:<lora_name>``."""
         backend = VLLMBackend(
             f"{self.name}:{lora_name}",

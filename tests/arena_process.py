@@ -23,7 +23,7 @@ class ArenaProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 180) -> "ArenaProcess":
+    def start(self, timeout: float = 180) -> ArenaProcess:
         """Start the server and wait until its page answers."""
         cmd = [sys.executable, "-m", "arena.cli", "serve", "--config", str(self.config), "--db", self.db,
                "--port", str(self.port), *self.extra]
@@ -61,7 +61,7 @@ class ArenaProcess:
             self.proc.kill()
             self.proc.wait()
 
-    def __enter__(self) -> "ArenaProcess":
+    def __enter__(self) -> ArenaProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -33,7 +33,7 @@ def _chunk(content: str | None, finish: str | None = None, usage: dict | None = 
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "FakeModelServer"
+    server: FakeModelServer
     protocol_version = "HTTP/1.1"
 
     def log_message(self, *args: object) -> None:  # quiet: tests and benchmarks print their own output

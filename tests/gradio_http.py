@@ -59,7 +59,7 @@ class GradioSession:
         self.config: dict[str, Any] = {}
         self._props: dict[int, dict[str, Any]] = {}
 
-    async def __aenter__(self) -> "GradioSession":
+    async def __aenter__(self) -> GradioSession:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -62,7 +62,7 @@ def test_a_disabled_account_cannot_log_in_and_its_sessions_end(store: Store) -> 
 
 def test_sessions_expire_after_the_idle_time_and_use_keeps_them(store: Store) -> None:
     token = store.create_session("ann")
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     idle = dt.timedelta(minutes=30)
     # Used every 20 minutes for two hours: still logged in (each use moves last_seen_at on).
     for minutes in range(20, 140, 20):
@@ -94,7 +94,7 @@ def test_end_session_and_end_sessions(store: Store) -> None:
 
 
 def test_wrong_passwords_lock_the_account_for_a_doubling_time(store: Store) -> None:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     for i in range(LOGIN_FAILURE_LIMIT - 1):
         assert store.login("ann", f"guess-{i}", now=now) == (False, "wrong", 0.0, False, i + 1)
     locking = store.login("ann", "guess-last", now=now)

@@ -85,7 +85,7 @@ async def test_connection_refused_is_an_error_event():
 async def test_cancel_token_stops_a_long_answer(tf_server):
     backend = OpenAIBackend("llama-tiny", tf_server.base_url, tf_server.model)
     cancel = CancelToken()
-    events, started, cancelled_at = [], time.monotonic(), None
+    events, cancelled_at = [], None
     async for event in backend.stream(HELLO, options=Options(max_tokens=1500), cancel=cancel):
         events.append(event)
         if isinstance(event, TextDelta) and cancelled_at is None:

@@ -178,4 +178,4 @@ def test_a_page_on_another_local_port_cannot_act_as_the_logged_in_user(arena) ->
         hostile.server_close()
     text = log.read_text()
     for refused in ("POST /gradio_api/upload", "GET /gradio_api/token", "/logout", "POST /login"):
-        assert f"refused a cross-origin" in text and refused in text, refused
+        assert "refused a cross-origin" in text and refused in text, refused

@@ -63,11 +63,11 @@ def mutated(draw: st.DrawFn, bases: list[Any]) -> Any:
     for _ in range(draw(st.integers(0, 3))):
         containers = []
 
-        def walk(node: Any) -> None:
+        def walk(node: Any, containers: list[Any] = containers) -> None:
             if isinstance(node, (dict, list)) and node:
                 containers.append(node)
                 for child in (node.values() if isinstance(node, dict) else node):
-                    walk(child)
+                    walk(child, containers)
 
         walk(record)
         if not containers:

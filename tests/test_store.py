@@ -261,7 +261,7 @@ def test_generations_frame_types(store: Store, two_gens: tuple[int, int]) -> Non
     assert frame["tokens_per_s"].dtype == "float64"  # all NULL, still numeric
     assert str(frame["tool_name_match"].dtype) == "boolean"
     assert isinstance(frame["created_at"].dtype, pd.DatetimeTZDtype)
-    assert (frame["created_at"] <= pd.Timestamp(dt.datetime.now(dt.timezone.utc))).all()
+    assert (frame["created_at"] <= pd.Timestamp(dt.datetime.now(dt.UTC))).all()
 
 
 # -- opening and the CLI ----------------------------------------------------------------------------
@@ -387,7 +387,7 @@ def test_an_items_quota_holds_against_concurrent_votes(store: Store) -> None:
         store.add_annotator(n, "pw")
     rid, a, b = _quota_round(store, 1, [f"k{i}" for i in range(5)])
     for i in range(5):
-        results = _at_once(*[lambda n=n: store.record_vote(round_id=rid, item_key=f"k{i}", generation_a_id=a,
+        results = _at_once(*[lambda n=n, i=i: store.record_vote(round_id=rid, item_key=f"k{i}", generation_a_id=a,
                                                            generation_b_id=b, a_position="left", annotator=n,
                                                            choice="a") for n in names])
         assert results.count(True) == 1, results
@@ -406,9 +406,9 @@ def test_a_skipped_item_takes_no_vote_from_the_same_annotator(store: Store) -> N
                           annotator="ann", choice="a")
     for i in range(1, 5):  # both at once: exactly one of them is stored
         vote, skip = _at_once(
-            lambda: store.record_vote(round_id=rid, item_key=f"k{i}", generation_a_id=a, generation_b_id=b,
-                                      a_position="left", annotator="ann", choice="a"),
-            lambda: store.record_skip(round_id=rid, item_key=f"k{i}", annotator="ann", reason="모름"))
+            lambda i=i: store.record_vote(round_id=rid, item_key=f"k{i}", generation_a_id=a, generation_b_id=b,
+                                          a_position="left", annotator="ann", choice="a"),
+            lambda i=i: store.record_skip(round_id=rid, item_key=f"k{i}", annotator="ann", reason="모름"))
         assert (vote is True) != (skip is True), (vote, skip)
     stored = len(store.votes_frame(rid)) + len(store.skips_frame(rid))
     assert stored == 5

@@ -67,7 +67,7 @@ class TrainConfig:
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
     dry_run: bool = field(default=False, metadata={"help": "convert and check the data, print counts, do not train"})
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Raise ConfigError (a ValueError naming the field) on settings that cannot work, before anything
         heavy is loaded: a bad rank or learning rate would otherwise fail only after the model is loaded."""
         if not self.base_model:

@@ -100,7 +100,7 @@ def svg(series: dict[str, Series], title: str) -> str:
     for x in _step_ticks(x0, x1):
         parts.append(f'<text x="{at(x, y0)[0]:.1f}" y="{bottom + 16}" text-anchor="middle">{x:.0f}</text>')
     for i, (name, points) in enumerate(series.items()):
-        color = "#%02x%02x%02x" % COLORS.get(name, (80, 80, 80))
+        color = "#{:02x}{:02x}{:02x}".format(*COLORS.get(name, (80, 80, 80)))
         coords = " ".join(f"{px:.1f},{py:.1f}" for px, py in (at(x, y) for x, y in points))
         parts.append(f'<polyline points="{coords}" fill="none" stroke="{color}" stroke-width="2"/>')
         lx = right - 110 * (len(series) - i)

@@ -403,7 +403,7 @@ class DataSource:
     format: str | None = None
 
     @classmethod
-    def parse(cls, spec: str) -> "DataSource":
+    def parse(cls, spec: str) -> DataSource:
         """``FORMAT:PATH`` or ``PATH``."""
         head, sep, rest = spec.partition(":")
         name = ALIASES.get(head.lower(), head.lower())

@@ -22,7 +22,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,7 @@ def _slug(text: str) -> str:
 def new_run_dir(parent: Path, prefix: str) -> Path:
     """A fresh ``<parent>/<prefix>-<UTC time>[-N]`` (created exclusively, so two runs never share one)."""
     parent.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     for n in range(1, 1000):
         path = parent / (f"{_slug(prefix)}-{stamp}" + (f"-{n}" if n > 1 else ""))
         try:
@@ -422,7 +422,7 @@ def train(config: TrainConfig) -> Path:
     curve = write_curve(run_dir, series, f"{run_dir.name}: loss")
     manifest = {
         "name": run_dir.name,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "base_model": config.base_model,
         "architecture": info["architecture"],
         "model_type": info["model_type"],

@@ -16,7 +16,7 @@ import shutil
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -592,7 +592,7 @@ def _build(
             "tokenizer_seconds": round(tokenizer_seconds, 2),
             "threads": threads,
             "seconds": round(time.monotonic() - started, 2),
-            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "versions": {
                 "torch": torch.__version__, "transformers": transformers.__version__, "tokenizers": tokenizers.__version__
             },

@@ -25,14 +25,14 @@ def all_steps(dialogs: list[Dialog]) -> list[ReplayStep]:
     return [s for d in dialogs for s in steps(d)]
 
 
-def progress(store: "Store", annotator: str, eval_set: str, dialogs: list[Dialog]) -> tuple[int, int]:
+def progress(store: Store, annotator: str, eval_set: str, dialogs: list[Dialog]) -> tuple[int, int]:
     """(rated, total) replay steps of ``eval_set`` for this annotator."""
     total = {(s.dialog_id, s.turn_index) for s in all_steps(dialogs)}
     rated = store.rated_steps(annotator, eval_set, context_prefix=replay_context(annotator))
     return len(total & rated), len(total)
 
 
-def next_unrated(store: "Store", annotator: str, eval_set: str, dialogs: list[Dialog],
+def next_unrated(store: Store, annotator: str, eval_set: str, dialogs: list[Dialog],
                  after: tuple[str, int] | None = None) -> ReplayStep | None:
     """The first unrated step after ``after`` (wrapping around), or None when all are rated."""
     rated = store.rated_steps(annotator, eval_set, context_prefix=replay_context(annotator))
@@ -47,7 +47,7 @@ def next_unrated(store: "Store", annotator: str, eval_set: str, dialogs: list[Di
     return None
 
 
-def rated_set(store: "Store", annotator: str, eval_set: str) -> set[tuple[str, int]]:
+def rated_set(store: Store, annotator: str, eval_set: str) -> set[tuple[str, int]]:
     """(dialog_id, turn_index) of the replay steps of ``eval_set`` this annotator has rated."""
     return store.rated_steps(annotator, eval_set, context_prefix=replay_context(annotator))
 
@@ -64,7 +64,7 @@ def first_unrated_in(dialog: Dialog, rated: set[tuple[str, int]]) -> ReplayStep 
     return next((s for s in ordered if (s.dialog_id, s.turn_index) not in rated), ordered[0] if ordered else None)
 
 
-def rated_answers(store: "Store", annotator: str, dialog: Dialog, step: ReplayStep) -> list["RatedAnswer"]:
+def rated_answers(store: Store, annotator: str, dialog: Dialog, step: ReplayStep) -> list[RatedAnswer]:
     """The stored answers of one step this annotator rated last, with their ratings (empty when unrated)."""
     return store.rated_answers(annotator, eval_set=dialog.eval_set, dialog_id=dialog.id, turn_index=step.turn_index,
                                context=replay_context(annotator))
@@ -83,14 +83,14 @@ def stored_metrics(dialog: Dialog, step: ReplayStep, text: str, tool_calls: list
     return score_step(dialog, step.turn_index, text, list(tool_calls or []), splitter)
 
 
-def metrics_for(dialog: Dialog, step: ReplayStep, side: "Side", splitter: Splitter = split_words) -> GenerationMetrics | None:
+def metrics_for(dialog: Dialog, step: ReplayStep, side: Side, splitter: Splitter = split_words) -> GenerationMetrics | None:
     """GT metrics of one finished side (None for an open step without GT or a failed side)."""
     if side.error or step.gt is None:
         return None
     return score_step(dialog, step.turn_index, side.text, side.openai_tool_calls(), splitter)
 
 
-def record_side(store: "Store", model_id: int, dialog: Dialog, step: ReplayStep, side: "Side", context: str,
+def record_side(store: Store, model_id: int, dialog: Dialog, step: ReplayStep, side: Side, context: str,
                 metrics: GenerationMetrics | None, prompt_hash: str = "") -> int:
     """Store one side's answer with timings and GT metrics; returns the generation id."""
     finish = side.finish

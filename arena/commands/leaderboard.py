@@ -102,7 +102,7 @@ def _round_id_exists(store: Any, value: str) -> bool:
     return value.isdigit() and store.get_round(int(value)) is not None
 
 
-def render(boards: "Leaderboards", fmt: str, only: list[str] | None = None) -> str:
+def render(boards: Leaderboards, fmt: str, only: list[str] | None = None) -> str:
     """The chosen tables as markdown, CSV blocks (plain CSV for one table) or one JSON document."""
     tables = {k: v for k, v in boards.tables().items() if not only or k in only}
     if fmt == "json":
@@ -117,12 +117,12 @@ def render(boards: "Leaderboards", fmt: str, only: list[str] | None = None) -> s
     return _markdown(boards, tables)
 
 
-def _records(frame: "pd.DataFrame") -> list[dict[str, Any]]:
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     # pandas' writer turns NaN/NA into null and numpy scalars into plain numbers.
     return json.loads(frame.to_json(orient="records", double_precision=10, date_format="iso"))
 
 
-def _csv(frame: "pd.DataFrame") -> str:
+def _csv(frame: pd.DataFrame) -> str:
     buf = io.StringIO()
     frame.to_csv(buf, index=False, lineterminator="\n", float_format="%.10g")
     return buf.getvalue()
@@ -130,14 +130,14 @@ def _csv(frame: "pd.DataFrame") -> str:
 
 # ---------------------------------------------------------------------------------------------- markdown
 
-def _md_table(frame: "pd.DataFrame") -> str:
+def _md_table(frame: pd.DataFrame) -> str:
     """A markdown table of text cells (see arena.leaderboards.tables.display_table)."""
     cells = [[str(c).replace("|", "\\|") for c in row] for row in frame.itertuples(index=False)]
     lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "|".join("---" for _ in frame.columns) + "|"]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
 
 
-def _markdown(boards: "Leaderboards", tables: dict[str, "pd.DataFrame"]) -> str:
+def _markdown(boards: Leaderboards, tables: dict[str, pd.DataFrame]) -> str:
     from arena.leaderboards.tables import display_table, metrics_wide
 
     f, s, n = boards.filters, boards.settings, boards.counts

@@ -120,7 +120,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_items(sets: list[str], index: str | None) -> tuple[list["Dialog"], Path]:
+def _load_items(sets: list[str], index: str | None) -> tuple[list[Dialog], Path]:
     """The retrieval items of every set, and the index: --index, or the items' agreeing "meta.index" hints."""
     from arena.core.dialogs import EvalSetError, load_dialogs
     from arena.retrieval.recall import retrieval_items
@@ -151,7 +151,7 @@ def _load_items(sets: list[str], index: str | None) -> tuple[list["Dialog"], Pat
     return items, chosen
 
 
-async def _all_model_queries(registry: Any, items: list, args: argparse.Namespace) -> dict[str, dict[str, "QueryResult"]]:
+async def _all_model_queries(registry: Any, items: list, args: argparse.Namespace) -> dict[str, dict[str, QueryResult]]:
     """Each --models model's queries, one model after another (each with --concurrency requests), via the store."""
     from arena.retrieval.recall import GenerationReport
     from arena.retrieval.runner import model_queries

@@ -63,7 +63,7 @@ class Turn(BaseModel):
     tool_call_id: str | None = None
 
     @model_validator(mode="after")
-    def _shape(self) -> "Turn":
+    def _shape(self) -> Turn:
         if self.role == "assistant" and not self.content and not self.tool_calls:
             raise ValueError("assistant turn needs content or tool_calls")
         if self.role != "assistant" and self.tool_calls:
@@ -109,7 +109,7 @@ class Dialog(BaseModel):
         return tools
 
     @model_validator(mode="after")
-    def _consistency(self) -> "Dialog":
+    def _consistency(self) -> Dialog:
         first = next((i for i, t in enumerate(self.turns) if t.role != "system"), None)
         if first is None:
             raise _FieldError("turns", "no user turn: a dialog needs at least one user turn")

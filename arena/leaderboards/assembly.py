@@ -107,7 +107,7 @@ def _position_bias(votes: pd.DataFrame, ci: float) -> pd.DataFrame:
     return out[["round", *[c for c in out.columns if c != "round"]]]
 
 
-def build_leaderboards(store: "Store", dialogs: Iterable[Dialog], *, round: str | None = None,
+def build_leaderboards(store: Store, dialogs: Iterable[Dialog], *, round: str | None = None,
                        eval_set: str | None = None, category: str | None = None, n_boot: int = 1000, seed: int = 0,
                        both_bad: stats.BothBad = "tie", anchor: str | None = None, ci: float = 0.95,
                        splitter: Splitter = split_words) -> Leaderboards:

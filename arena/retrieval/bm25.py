@@ -79,7 +79,7 @@ class Heads:
     weights: np.ndarray
 
     @classmethod
-    def build(cls, matrix: "scipy.sparse.csr_matrix", size: int = HEAD) -> "Heads":
+    def build(cls, matrix: scipy.sparse.csr_matrix, size: int = HEAD) -> Heads:
         """Per long row: the ``size`` largest weights, ties to the lower document index."""
         lengths = np.diff(matrix.indptr)
         long_rows = np.flatnonzero(lengths > size)
@@ -99,7 +99,7 @@ class BM25Index:
     """BM25Okapi weights as a (terms x documents) CSR matrix with per-term heads for exact fast top-k."""
 
     def __init__(
-        self, matrix: "scipy.sparse.csr_matrix", vocab: dict[str, int], stats: dict[str, Any], heads: Heads | None = None
+        self, matrix: scipy.sparse.csr_matrix, vocab: dict[str, int], stats: dict[str, Any], heads: Heads | None = None
     ) -> None:
         self.matrix = matrix
         self.vocab = vocab
@@ -118,7 +118,7 @@ class BM25Index:
         return int(self.matrix.shape[1])
 
     @classmethod
-    def build(cls, corpus: Iterable[Sequence[str]], params: BM25Params = BM25Params()) -> "BM25Index":
+    def build(cls, corpus: Iterable[Sequence[str]], params: BM25Params = BM25Params()) -> BM25Index:
         """Index tokenized documents (one token list per document, in corpus order)."""
         import scipy.sparse as sp
 
@@ -176,7 +176,7 @@ class BM25Index:
                 counts[term] = counts.get(term, 0) + 1
         return counts
 
-    def query_matrix(self, queries: Sequence[Sequence[str]]) -> "scipy.sparse.csr_matrix":
+    def query_matrix(self, queries: Sequence[Sequence[str]]) -> scipy.sparse.csr_matrix:
         """Queries as a (queries x terms) matrix of term counts; unknown terms are dropped."""
         import scipy.sparse as sp
 
@@ -334,7 +334,7 @@ class BM25Index:
         (directory / "vocab.json").write_text(json.dumps(terms, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
-    def load(cls, directory: str | Path, stats: dict[str, Any], mmap: bool = True) -> "BM25Index":
+    def load(cls, directory: str | Path, stats: dict[str, Any], mmap: bool = True) -> BM25Index:
         """Read a saved index; with ``mmap`` the arrays stay on disk until touched."""
         import scipy.sparse as sp
 

@@ -53,7 +53,7 @@ class QueryResult:
         return {"query": self.query, "status": self.status, "detail": self.detail}
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> "QueryResult":
+    def from_json(cls, raw: Mapping[str, Any]) -> QueryResult:
         return cls(raw.get("query"), raw.get("status", "ok"), raw.get("detail", ""))
 
 
@@ -208,7 +208,7 @@ class BackendFailed(RuntimeError):
     """A backend stream ended in an ``Error`` event."""
 
 
-def backend_generate(backend: "Backend", options: "Options | None" = None) -> GenerateFn:
+def backend_generate(backend: Backend, options: Options | None = None) -> GenerateFn:
     """Adapt a ``backends.base.Backend`` to ``generate(dialog) -> tool calls``."""
     from arena.core.replay import build_messages
     from backends.base import Error
@@ -286,7 +286,7 @@ def gold_ranks(gold: Sequence[str], retrieved: Sequence[int], ids: Sequence[str]
     return ranks
 
 
-def unreachable_gold(items: Sequence[Dialog], retriever: "Retriever") -> dict[str, list[str]]:
+def unreachable_gold(items: Sequence[Dialog], retriever: Retriever) -> dict[str, list[str]]:
     """Gold entries that match no document of the index, by item id (such items can never hit)."""
     known = set(retriever.corpus.ids) | set(retriever.corpus.titles)
     missing = {item.id: [g for g in item.gold or [] if g not in known] for item in items}
@@ -294,7 +294,7 @@ def unreachable_gold(items: Sequence[Dialog], retriever: "Retriever") -> dict[st
 
 
 def score_system(
-    name: str, items: Sequence[Dialog], queries: Mapping[str, QueryResult], retriever: "Retriever", depth: int = MRR_DEPTH
+    name: str, items: Sequence[Dialog], queries: Mapping[str, QueryResult], retriever: Retriever, depth: int = MRR_DEPTH
 ) -> SystemResult:
     """Search every item's query and rank its gold documents; items without a query miss."""
     searched = [item for item in items if queries[item.id].status == "ok" and queries[item.id].query]

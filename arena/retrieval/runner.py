@@ -27,7 +27,7 @@ _NOT_THE_MODEL = ("description", "timeouts", "options", "api_key_env", "launch")
 class StoreQueryCache:
     """``arena.retrieval.recall.QueryCache`` over the store's ``recall_queries`` rows of one model."""
 
-    def __init__(self, store: "Store", model_id: int, options: dict[str, Any], model: dict[str, Any]) -> None:
+    def __init__(self, store: Store, model_id: int, options: dict[str, Any], model: dict[str, Any]) -> None:
         self.store = store
         self.model_id = model_id
         self.options = options
@@ -51,13 +51,13 @@ class StoreQueryCache:
         )
 
 
-def model_fingerprint(registry: "Registry", name: str) -> dict[str, Any]:
+def model_fingerprint(registry: Registry, name: str) -> dict[str, Any]:
     """What identifies a model's answers in its models-file entry (not its description or timeouts)."""
     spec = registry.specs[name].model_dump(mode="json")
     return {k: v for k, v in spec.items() if k not in _NOT_THE_MODEL}
 
 
-def effective_options(registry: "Registry", name: str, options: "Options | None" = None) -> dict[str, Any]:
+def effective_options(registry: Registry, name: str, options: Options | None = None) -> dict[str, Any]:
     """The sampling options a request to this model runs with: ``options`` over the entry's defaults."""
     from backends.base import Options
 
@@ -66,13 +66,13 @@ def effective_options(registry: "Registry", name: str, options: "Options | None"
 
 
 async def model_queries(
-    store: "Store",
-    registry: "Registry",
+    store: Store,
+    registry: Registry,
     name: str,
     items: Sequence[Dialog],
     *,
     concurrency: int = 4,
-    options: "Options | None" = None,
+    options: Options | None = None,
     report: GenerationReport | None = None,
 ) -> dict[str, QueryResult]:
     """Model ``name``'s query for every item: cached rows reused, the rest generated and stored."""

@@ -37,7 +37,7 @@ class RoundConfig(BaseModel):
     options: Options = Field(default_factory=Options, description="sampling options for pre-generation")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "RoundConfig":
+    def _consistent(self) -> RoundConfig:
         for what, names in (("model", self.models), ("annotator", self.annotators), ("eval set", self.eval_sets)):
             if dupes := sorted(n for n, c in Counter(names).items() if c > 1):
                 raise ValueError(f"{what} listed twice: {', '.join(dupes)}")

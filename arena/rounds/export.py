@@ -46,7 +46,7 @@ def _value(v: Any) -> Any:
     if hasattr(v, "to_pydatetime"):
         v = v.to_pydatetime()
     if isinstance(v, dt.datetime):
-        return v.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        return v.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
     if hasattr(v, "item") and not isinstance(v, (list, dict, str)):
         return v.item()
     if isinstance(v, tuple):
@@ -54,7 +54,7 @@ def _value(v: Any) -> Any:
     return v
 
 
-def round_rows(store: "Store", round_: int | str) -> list[dict[str, Any]]:
+def round_rows(store: Store, round_: int | str) -> list[dict[str, Any]]:
     """Every vote and skip of a round as flat rows (keys: :data:`COLUMNS`), oldest first."""
     found, _ = load_config(store, round_)
     gens = store.generations_frame(found.id).set_index("generation_id")
@@ -161,7 +161,7 @@ def _temp_beside(target: Path) -> tuple[int, str]:
     raise FileExistsError(f"no free temporary name beside {target}")
 
 
-def export_round(store: "Store", round_: int | str, fmt: str, path: str | Path) -> int:
+def export_round(store: Store, round_: int | str, fmt: str, path: str | Path) -> int:
     """Write a round's rows to ``path`` in ``fmt`` (csv: UTF-8 with BOM); returns the row count.
 
     Raises ExportTargetError, before anything is written, when ``path`` is not a regular file or a
@@ -186,7 +186,7 @@ def export_round(store: "Store", round_: int | str, fmt: str, path: str | Path) 
     return n
 
 
-def export_text(store: "Store", round_: int | str, fmt: str) -> str:
+def export_text(store: Store, round_: int | str, fmt: str) -> str:
     """The same export as a string (CSV without the BOM, which belongs to files)."""
     buf = io.StringIO(newline="")
     rows = round_rows(store, round_)

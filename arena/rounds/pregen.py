@@ -56,7 +56,7 @@ class Report:
                 f" {self.failed} failed")
 
 
-def plan(store: "Store", round_: int | str, dialogs: list[Dialog]) -> tuple[int, list[Task], int]:
+def plan(store: Store, round_: int | str, dialogs: list[Dialog]) -> tuple[int, list[Task], int]:
     """(round id, answers still to generate, answers already stored) for a started round."""
     found, _ = load_config(store, round_)
     items = load_items(store, found.id)
@@ -103,7 +103,7 @@ async def generate(backend: Backend, s: ReplayStep, options: Options | None, tim
     return side
 
 
-def _record(store: "Store", round_id: int, model_id: int, task: Task, side: Side, splitter: Splitter) -> int:
+def _record(store: Store, round_id: int, model_id: int, task: Task, side: Side, splitter: Splitter) -> int:
     finish, s = side.finish, task.step
     timings = finish.timings if finish else None
     metrics = metrics_for(task.dialog, s, side, splitter)
@@ -122,7 +122,7 @@ def _record(store: "Store", round_id: int, model_id: int, task: Task, side: Side
         tokens_per_s=timings.tokens_per_s if timings else None, keep_success=True, **extra)
 
 
-def concurrency_for(registry: "Registry", models: list[str], overrides: Mapping[str, int] | None = None,
+def concurrency_for(registry: Registry, models: list[str], overrides: Mapping[str, int] | None = None,
                     default: int | None = None) -> dict[str, int]:
     """Requests in flight per model: the override, else ``default``, else by backend kind."""
     overrides = overrides or {}
@@ -135,7 +135,7 @@ def concurrency_for(registry: "Registry", models: list[str], overrides: Mapping[
     return out
 
 
-async def run(store: "Store", round_: int | str, registry: "Registry", dialogs: list[Dialog], *,
+async def run(store: Store, round_: int | str, registry: Registry, dialogs: list[Dialog], *,
               concurrency: Mapping[str, int] | None = None, default_concurrency: int | None = None,
               on_progress: Callable[[int, int], None] | None = None, splitter: Splitter = split_words,
               timeout: float = 600.0) -> Report:

@@ -56,7 +56,7 @@ class Assignment:
         return self.right_generation if self.item.a_position == "left" else self.left_generation
 
 
-def _running_for(store: "Store", round_: int | str, annotator: str) -> tuple[Any, RoundConfig]:
+def _running_for(store: Store, round_: int | str, annotator: str) -> tuple[Any, RoundConfig]:
     found, config = load_config(store, round_)
     if found.status != "running":
         raise RoundError(f"round {found.name!r} is {found.status}, not open for judging")
@@ -65,7 +65,7 @@ def _running_for(store: "Store", round_: int | str, annotator: str) -> tuple[Any
     return found, config
 
 
-def rounds_for(store: "Store", annotator: str) -> list[str]:
+def rounds_for(store: Store, annotator: str) -> list[str]:
     """Names of the running rounds this annotator may judge."""
     return [r.name for r in store.list_rounds()
             if r.status == "running" and annotator in (r.config or {}).get("annotators", [])]
@@ -117,7 +117,7 @@ class RoundCache:
     def __init__(self) -> None:
         self._final: dict[int, tuple[list[Item], Answers]] = {}
 
-    def items_and_answers(self, store: "Store", round_id: int) -> tuple[list[Item], Answers]:
+    def items_and_answers(self, store: Store, round_id: int) -> tuple[list[Item], Answers]:
         """The round's items and answers: from the cache when final, else read (and kept if now final)."""
         if (found := self._final.get(round_id)) is not None:
             return found
@@ -128,7 +128,7 @@ class RoundCache:
         return items, answers
 
 
-def queue_view(store: "Store", round_: int | str, annotator: str, *, running: bool = True,
+def queue_view(store: Store, round_: int | str, annotator: str, *, running: bool = True,
                cache: RoundCache | None = None) -> QueueView:
     """Read a round's queue for ``annotator``; with ``running`` the round must be open to them."""
     found, config = _running_for(store, round_, annotator) if running else load_config(store, round_)
@@ -137,12 +137,12 @@ def queue_view(store: "Store", round_: int | str, annotator: str, *, running: bo
     return QueueView(found.id, annotator, config, items, answers, Counter(state.counts), state.mine, state.voted)
 
 
-def next_assignment(store: "Store", round_: int | str, annotator: str) -> Assignment | None:
+def next_assignment(store: Store, round_: int | str, annotator: str) -> Assignment | None:
     """The next item for this annotator in a running round, or None when nothing is left for them."""
     return queue_view(store, round_, annotator).next()
 
 
-def submit_judgement(store: "Store", assignment: Assignment, annotator: str, screen: str,
+def submit_judgement(store: Store, assignment: Assignment, annotator: str, screen: str,
                      left: RatingInput | None = None, right: RatingInput | None = None) -> bool:
     """Store the vote (and the answers' 1-5 ratings with it); False if this annotator already voted."""
     _running_for(store, assignment.round_id, annotator)
@@ -157,14 +157,14 @@ def submit_judgement(store: "Store", assignment: Assignment, annotator: str, scr
                              ratings=ratings)
 
 
-def skip_item(store: "Store", assignment: Assignment, annotator: str, reason: str) -> bool:
+def skip_item(store: Store, assignment: Assignment, annotator: str, reason: str) -> bool:
     """Pass on an item with a reason; it is not served to this annotator again."""
     _running_for(store, assignment.round_id, annotator)
     return store.record_skip(round_id=assignment.round_id, item_key=assignment.item.key, annotator=annotator,
                              reason=reason.strip())
 
 
-def annotator_progress(store: "Store", round_: int | str, annotator: str,
+def annotator_progress(store: Store, round_: int | str, annotator: str,
                        cache: RoundCache | None = None) -> tuple[int, int]:
     """(items this annotator voted on, judgeable items still open to them) in a round."""
     return queue_view(store, round_, annotator, running=False, cache=cache).progress()

@@ -20,14 +20,14 @@ if TYPE_CHECKING:
 # ------------------------------------------------------------------------------------------ store side
 
 
-def register_model(store: "Store", registry: "Registry", name: str) -> int:
+def register_model(store: Store, registry: Registry, name: str) -> int:
     """The store id of a models-file entry, registering (or refreshing) it."""
     spec = registry.specs[name]
     return store.upsert_model(name, backend=spec.kind, base_model=spec.path or spec.served_model_name or spec.name,
                               adapter=spec.adapter, config=spec.model_dump(mode="json"))
 
 
-def create_round(store: "Store", name: str, config: RoundConfig, *, dialogs: list[Dialog], registry: "Registry") -> int:
+def create_round(store: Store, name: str, config: RoundConfig, *, dialogs: list[Dialog], registry: Registry) -> int:
     """Validate a round against the eval sets, the models file and the annotators; store it as a draft."""
     name = name.strip()
     if not name:
@@ -49,7 +49,7 @@ def create_round(store: "Store", name: str, config: RoundConfig, *, dialogs: lis
     return store.create_round(name, config.stored(), seed=config.seed)
 
 
-def load_config(store: "Store", round_: int | str) -> tuple[Any, RoundConfig]:
+def load_config(store: Store, round_: int | str) -> tuple[Any, RoundConfig]:
     """The round row and its validated config; NotFound if there is no such round."""
     found = store.get_round(round_)
     if found is None:
@@ -57,7 +57,7 @@ def load_config(store: "Store", round_: int | str) -> tuple[Any, RoundConfig]:
     return found, RoundConfig.model_validate(found.config)
 
 
-def start_round(store: "Store", round_: int | str, *, dialogs: list[Dialog]) -> int:
+def start_round(store: Store, round_: int | str, *, dialogs: list[Dialog]) -> int:
     """Freeze a draft round and write its items (pairs, positions); returns the number of items."""
     found, config = load_config(store, round_)
     if found.status == "closed":
@@ -77,7 +77,7 @@ def start_round(store: "Store", round_: int | str, *, dialogs: list[Dialog]) -> 
     return len(items)
 
 
-def close_round(store: "Store", round_: int | str) -> None:
+def close_round(store: Store, round_: int | str) -> None:
     """Stop judging a draft or running round; RoundLocked if it is already closed."""
     found, _ = load_config(store, round_)
     if found.status == "closed":
@@ -85,7 +85,7 @@ def close_round(store: "Store", round_: int | str) -> None:
     store.close_round(found.id)
 
 
-def reopen_round(store: "Store", round_: int | str) -> str:
+def reopen_round(store: Store, round_: int | str) -> str:
     """Open a closed round again (running, or draft if it never started); items and votes stay as they were."""
     found, _ = load_config(store, round_)
     return store.reopen_round(found.id)
@@ -104,12 +104,12 @@ def allowed_actions(status: str | None) -> frozenset[str]:
     return ROUND_ACTIONS.get(status or "", frozenset())
 
 
-def model_names(store: "Store") -> dict[int, str]:
+def model_names(store: Store) -> dict[int, str]:
     """Model names by store id."""
     return {m.id: m.name for m in store.list_models()}
 
 
-def load_items(store: "Store", round_: int | str, names: Mapping[int, str] | None = None) -> list[Item]:
+def load_items(store: Store, round_: int | str, names: Mapping[int, str] | None = None) -> list[Item]:
     """The stored items of a started round, with model names (``names``: from model_names, if already read)."""
     names = model_names(store) if names is None else names
     return [Item(r.item_key, r.eval_set, r.dialog_id, r.turn_index, names[r.model_a_id], names[r.model_b_id],
@@ -154,7 +154,7 @@ class RoundStatus:
         return "\n".join(lines)
 
 
-def round_status(store: "Store", round_: int | str) -> RoundStatus:
+def round_status(store: Store, round_: int | str) -> RoundStatus:
     """Items done / total, answers stored, and vote counts per annotator and per model pair."""
     found, config = load_config(store, round_)
     out = RoundStatus(found.name, found.status, config.judgements)
@@ -192,7 +192,7 @@ class Answers:
     by_key: dict[tuple[str, str, int, str], tuple[int, bool]]
 
     @classmethod
-    def load(cls, store: "Store", round_id: int, names: Mapping[int, str] | None = None) -> "Answers":
+    def load(cls, store: Store, round_id: int, names: Mapping[int, str] | None = None) -> Answers:
         names = model_names(store) if names is None else names
         return cls({(g.eval_set, g.dialog_id, g.turn_index, names[g.model_id]): (g.id, g.failed)
                     for g in store.round_generations(round_id)})

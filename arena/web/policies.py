@@ -20,13 +20,13 @@ if TYPE_CHECKING:
 OPEN_ROUND_STATUSES = ("draft", "running")
 
 
-def is_researcher(store: "Store", username: str | None) -> bool:
+def is_researcher(store: Store, username: str | None) -> bool:
     """Whether ``username`` is a researcher account."""
     annotator = store.get_annotator(username) if username else None
     return bool(annotator and annotator.role == "researcher")
 
 
-def blind_models(store: "Store", username: str | None) -> set[str]:
+def blind_models(store: Store, username: str | None) -> set[str]:
     """Models of the open rounds ``username`` judges: withheld from their named modes."""
     if not username:
         return set()
@@ -38,7 +38,7 @@ def blind_models(store: "Store", username: str | None) -> set[str]:
     return out
 
 
-def named_models(registry: "Registry", store: "Store", username: str | None) -> list[str]:
+def named_models(registry: Registry, store: Store, username: str | None) -> list[str]:
     """The models ``username`` may pick in Replay and Live, in the registry's order."""
     hidden = blind_models(store, username)
     return [m for m in registry.names() if m not in hidden]

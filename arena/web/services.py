@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 class Services:
     """The store, the model registry, the loaded eval sets and the diff splitter."""
 
-    store: "Store"
-    registry: "Registry"
+    store: Store
+    registry: Registry
     dialogs: list[Dialog]
     splitter: Splitter = split_words
     stall_timeout: float = 60.0

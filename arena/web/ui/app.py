@@ -145,7 +145,7 @@ BLIND_SHORTCUTS_JS = """
 """
 
 
-def gradio_strings(lang: str) -> "gr.I18n":
+def gradio_strings(lang: str) -> gr.I18n:
     """Gradio's own strings that its locales lack (its status announcer reads out the raw key
     ``common.complete``), in the page's language whatever the browser's locale."""
     text = {"common.complete": t(lang, "gradio_complete")}

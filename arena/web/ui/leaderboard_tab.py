@@ -74,7 +74,7 @@ def fitted(frame: pd.DataFrame) -> dict[str, Any]:
     return gr.update(value=frame, column_widths=[f"{100 * w / total:.1f}%" for w in weights])
 
 
-def metric_figure(metrics: pd.DataFrame | None, metric: str | None, lang: str = "ko") -> "go.Figure":
+def metric_figure(metrics: pd.DataFrame | None, metric: str | None, lang: str = "ko") -> go.Figure:
     """One automatic metric per model with its CI ("no data" before the first computation)."""
     if metrics is None or metrics.empty or not metric:
         metrics = pd.DataFrame(columns=["model", "metric", "value", "ci_low", "ci_high"])
@@ -104,7 +104,7 @@ class RecallRunner:
         self._lock = threading.Lock()  # two sessions clicking at once must not build the index twice
         self._loaded: tuple[list[Dialog], Retriever] | None = None
 
-    def load(self) -> tuple[list["Dialog"], "Retriever"]:
+    def load(self) -> tuple[list[Dialog], Retriever]:
         """The retrieval items and the BM25 retriever (built or read from the index cache on first use)."""
         from arena.core.dialogs import load_dialogs
         from arena.retrieval.recall import retrieval_items
@@ -118,7 +118,7 @@ class RecallRunner:
                 self._loaded = (items, retriever)
             return self._loaded
 
-    async def systems(self, registry: "Registry", models: list[str], store: "Store") -> list["SystemResult"]:
+    async def systems(self, registry: Registry, models: list[str], store: Store) -> list[SystemResult]:
         """Scored query sources: baseline, reference query, then each chosen model's tool-call queries.
 
         Model queries come from the store's ``recall_queries`` (the same rows `arena recall --db` uses);
@@ -157,7 +157,7 @@ def system_label(lang: str, name: str) -> str:
     return name
 
 
-def recall_table(systems: list["SystemResult"], *, n_boot: int, seed: int, lang: str = "en") -> pd.DataFrame:
+def recall_table(systems: list[SystemResult], *, n_boot: int, seed: int, lang: str = "en") -> pd.DataFrame:
     """One text row per query source: items, no-query rate, R@k and MRR@10 with bootstrap CIs."""
     from arena.retrieval.recall import DEFAULT_KS, MRR_DEPTH, summarize
 
