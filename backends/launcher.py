@@ -143,7 +143,9 @@ def plan(spec: ModelSpec, base: Path, run_dir: Path = DEFAULT_RUN_DIR) -> Server
     )
 
 
-def plans(config: RegistryConfig, base: Path, run_dir: Path = DEFAULT_RUN_DIR, names: list[str] | None = None) -> list[ServerPlan]:
+def plans(
+    config: RegistryConfig, base: Path, run_dir: Path = DEFAULT_RUN_DIR, names: list[str] | None = None
+) -> list[ServerPlan]:
     """Plans for the entries with ``launch`` (all, or those in ``names``; unknown names raise KeyError)."""
     launchable = {s.name: s for s in config.models if s.launch is not None}
     for name in names or []:

@@ -106,7 +106,9 @@ class OpenAIBackend(Backend):
         if client is not None:
             await client.aclose()
 
-    def request_body(self, messages: list[Message], tools: list[Tool] | None, options: Options) -> tuple[dict, list[str]]:
+    def request_body(
+        self, messages: list[Message], tools: list[Tool] | None, options: Options
+    ) -> tuple[dict, list[str]]:
         """The JSON body for /chat/completions and the names of options this server cannot take."""
         body: dict[str, Any] = {
             "model": self.model,
@@ -213,7 +215,9 @@ class OpenAIBackend(Backend):
                     if not isinstance(chunk, dict):
                         raise ValueError("not an object")
                 except ValueError:
-                    yield self._error("protocol", f"malformed chunk from {self.base_url}: {value[:200]!r}", state, watch)
+                    yield self._error(
+                        "protocol", f"malformed chunk from {self.base_url}: {value[:200]!r}", state, watch
+                    )
                     return
                 if "error" in chunk or chunk.get("object") == "error":
                     detail = error_message(json.dumps(chunk).encode())

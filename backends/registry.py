@@ -90,7 +90,9 @@ class LaunchSpec(BaseModel):
             raise ValueError(f"max_lora_rank must be one of {', '.join(map(str, MAX_LORA_RANKS))} (vLLM's choices)")
         if self.max_cpu_loras is not None and self.max_loras is not None and self.max_cpu_loras < self.max_loras:
             raise ValueError("max_cpu_loras must be >= max_loras")
-        if self.enable_lora is False and (self.lora_modules or self.max_loras or self.max_lora_rank or self.max_cpu_loras):
+        if self.enable_lora is False and (
+            self.lora_modules or self.max_loras or self.max_lora_rank or self.max_cpu_loras
+        ):
             raise ValueError("LoRA options given with enable_lora: false")
         return self
 
@@ -151,7 +153,9 @@ class ModelSpec(BaseModel):
                 if self.kind != "vllm":
                     raise ValueError("`launch` needs kind vllm")
                 if self.adapter:
-                    raise ValueError("`launch` starts a base model; put adapters in launch.lora_modules or other entries")
+                    raise ValueError(
+                        "`launch` starts a base model; put adapters in launch.lora_modules or other entries"
+                    )
                 if httpx.URL(self.base_url).port is None:
                     raise ValueError("`launch` needs an explicit port in `base_url` (the server listens there)")
         return self
@@ -221,11 +225,23 @@ class Registry:
 
         path = Path(spec.path).resolve()
         # The same key as build_registry's sharing: (weights path, device, dtype).
-        shared = next((b.base for b in self._backends.values() if isinstance(b, LocalBackend)
-                       and Path(b.base.path).resolve() == path
-                       and (b.base.device_request, b.base.dtype_request) == (spec.device, spec.dtype)), None)
-        backend = LocalBackend(spec.name, base=shared or LocalModel(path, device=spec.device, dtype=spec.dtype),
-                               adapter=spec.adapter, template=spec.template, default_options=spec.options)
+        shared = next(
+            (
+                b.base
+                for b in self._backends.values()
+                if isinstance(b, LocalBackend)
+                and Path(b.base.path).resolve() == path
+                and (b.base.device_request, b.base.dtype_request) == (spec.device, spec.dtype)
+            ),
+            None,
+        )
+        backend = LocalBackend(
+            spec.name,
+            base=shared or LocalModel(path, device=spec.device, dtype=spec.dtype),
+            adapter=spec.adapter,
+            template=spec.template,
+            default_options=spec.options,
+        )
         self.specs[spec.name] = spec
         self._backends[spec.name] = backend
         return backend
@@ -251,10 +267,15 @@ class Registry:
             raise RegistryError(f"{base!r} cannot take a runtime LoRA (needs a kind vllm model without an adapter)")
         added = await backend.load_adapter(adapter, path)
         # served_model_name is what requests send; the adapter entry keeps the base's options and timeouts.
-        self.specs[name] = spec.model_copy(update={
-            "name": name, "served_model_name": adapter, "adapter": str(path), "launch": None,
-            "description": f"LoRA adapter {adapter} over {base}",
-        })
+        self.specs[name] = spec.model_copy(
+            update={
+                "name": name,
+                "served_model_name": adapter,
+                "adapter": str(path),
+                "launch": None,
+                "description": f"LoRA adapter {adapter} over {base}",
+            }
+        )
         self._backends[name] = added
         return added
 
@@ -319,9 +340,11 @@ def load_config(config_path: str | Path) -> tuple[RegistryConfig, Path]:
     except ValidationError as exc:
         raise RegistryError(f"{path}: invalid models file:\n{_describe(exc, raw)}") from None
     base = (path.parent / config.base_dir).resolve()
-    missing = [f"  models[{i}] ({spec.name}): template: no template file at {_resolve(spec.template, base)}"
-               for i, spec in enumerate(config.models)
-               if spec.template and spec.template.endswith(".jinja") and not Path(_resolve(spec.template, base)).is_file()]
+    missing = [
+        f"  models[{i}] ({spec.name}): template: no template file at {_resolve(spec.template, base)}"
+        for i, spec in enumerate(config.models)
+        if spec.template and spec.template.endswith(".jinja") and not Path(_resolve(spec.template, base)).is_file()
+    ]
     if missing:
         raise RegistryError(f"{path}: invalid models file:\n" + "\n".join(missing))
     return config, base
@@ -336,7 +359,9 @@ def build_registry(config_path: str | Path) -> Registry:
     backends: dict[str, Backend] = {}
     for spec in config.models:
         adapter = _resolve(spec.adapter, base) if spec.adapter and spec.kind == "local" else spec.adapter
-        template = _resolve(spec.template, base) if spec.template and spec.template.endswith(".jinja") else spec.template
+        template = (
+            _resolve(spec.template, base) if spec.template and spec.template.endswith(".jinja") else spec.template
+        )
         if spec.kind == "local":
             path = _resolve(spec.path, base)
             # Entries over the same weights share one loaded base; each adds its adapter to it.
@@ -360,7 +385,9 @@ def build_registry(config_path: str | Path) -> Registry:
                 # A launched server gets the template as --chat-template; vLLM refuses per-request templates
                 # unless started with --trust-request-chat-template.
                 template = None if spec.launch else template
-                backends[spec.name] = VLLMBackend(spec.name, spec.base_url, adapter=adapter, template=template, **common)
+                backends[spec.name] = VLLMBackend(
+                    spec.name, spec.base_url, adapter=adapter, template=template, **common
+                )
             else:
                 backends[spec.name] = OpenAIBackend(spec.name, spec.base_url, **common)
     return Registry(config.models, backends, source=Path(config_path))

@@ -23,7 +23,7 @@ _ASSISTANT_TEXT = (
     "{%- if m.content -%}{{- m.content -}}"
     "{%- elif m.tool_calls -%}"
     "{%- for c in m.tool_calls -%}{%- if not loop.first %}; {% endif -%}"
-    "{\"name\": \"{{ c.function.name }}\", \"parameters\": "
+    '{"name": "{{ c.function.name }}", "parameters": '
     "{%- if c.function.arguments is string %} {{ c.function.arguments }}"
     "{%- else %} {{ c.function.arguments | tojson }}{%- endif -%}}"
     "{%- endfor -%}"
@@ -97,7 +97,7 @@ LLAMA31 = (
     "{%- if has_tools and ns.first_user -%}"
     "{{- 'Given the following functions, please respond with a JSON for a function call '"
     " + 'with its proper arguments that best answers the given prompt.\\n\\n'"
-    " + 'Respond in the format {\"name\": function name, \"parameters\": dictionary of argument name and its value}. '"
+    ' + \'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}. \''
     " + 'Do not use variables.\\n\\n' -}}"
     "{%- for t in tools -%}{{- t | tojson(indent=4) + '\\n\\n' -}}{%- endfor -%}"
     "{%- set ns.first_user = false -%}"
@@ -106,7 +106,7 @@ LLAMA31 = (
     "{%- elif message.role == 'assistant' and message.tool_calls -%}\n"
     "{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' -}}\n"
     "{%- for c in message.tool_calls -%}{%- if not loop.first %}; {% endif -%}"
-    "{\"name\": \"{{ c.function.name }}\", \"parameters\": "
+    '{"name": "{{ c.function.name }}", "parameters": '
     "{%- if c.function.arguments is string %} {{ c.function.arguments }}"
     "{%- else %} {{ c.function.arguments | tojson }}{%- endif -%}}"
     "{%- endfor -%}\n"

@@ -27,7 +27,10 @@ from backends.serve import transformers_serve  # noqa: E402
 PROMPTS = [
     [{"role": "user", "content": "안녕."}],
     [{"role": "user", "content": "도배하는 법 알려줘"}],
-    [{"role": "system", "content": "당신은 패션 도우미입니다."}, {"role": "user", "content": "크록스는 어느 나라 브랜드야?"}],
+    [
+        {"role": "system", "content": "당신은 패션 도우미입니다."},
+        {"role": "user", "content": "크록스는 어느 나라 브랜드야?"},
+    ],
 ]
 
 
@@ -38,8 +41,14 @@ def rate(tokens: int, ttft: float, total: float) -> float:
 
 async def direct(client: httpx.AsyncClient, url: str, model: str, messages: list, max_tokens: int) -> dict:
     """One streamed request with nothing but httpx and json: the floor the backend is measured against."""
-    body = {"model": model, "messages": messages, "stream": True, "max_tokens": max_tokens, "temperature": 0,
-            "stream_options": {"include_usage": True}}
+    body = {
+        "model": model,
+        "messages": messages,
+        "stream": True,
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "stream_options": {"include_usage": True},
+    }
     start = time.perf_counter()
     first, tokens = None, 0
     async with client.stream("POST", url, json=body) as response:
@@ -76,8 +85,10 @@ async def run(base_url: str, model: str, rounds: int, max_tokens: int) -> dict[s
             await through_backend(backend, messages, max_tokens)
         for i in range(rounds):
             for messages in PROMPTS:
-                pair = [("httpx direct", direct(client, url, model, messages, max_tokens)),
-                        ("OpenAIBackend", through_backend(backend, messages, max_tokens))]
+                pair = [
+                    ("httpx direct", direct(client, url, model, messages, max_tokens)),
+                    ("OpenAIBackend", through_backend(backend, messages, max_tokens)),
+                ]
                 for name, coro in pair if i % 2 == 0 else reversed(pair):
                     results[name].append(await coro)
     await backend.aclose()
@@ -94,22 +105,30 @@ def table(results: dict[str, list[dict]]) -> str:
         values = sorted(r[key] for r in rows)
         return values[min(len(values) - 1, int(0.9 * len(values)))]
 
-    header = f"{'path':<16}{'n':>4}{'tokens':>8}{'TTFT med ms':>13}{'TTFT p90 ms':>13}{'tok/s med':>11}{'total med ms':>14}"
+    header = (
+        f"{'path':<16}{'n':>4}{'tokens':>8}{'TTFT med ms':>13}{'TTFT p90 ms':>13}{'tok/s med':>11}{'total med ms':>14}"
+    )
     lines = [header, "-" * len(header)]
     stats = {}
     for name, rows in results.items():
         s = stats[name] = {k: med(rows, k) for k in ("ttft", "tps", "total", "tokens")}
-        lines.append(f"{name:<16}{len(rows):>4}{s['tokens']:>8.0f}{s['ttft'] * 1e3:>13.2f}{p90(rows, 'ttft') * 1e3:>13.2f}"
-                     f"{s['tps']:>11.1f}{s['total'] * 1e3:>14.2f}")
+        lines.append(
+            f"{name:<16}{len(rows):>4}{s['tokens']:>8.0f}{s['ttft'] * 1e3:>13.2f}{p90(rows, 'ttft') * 1e3:>13.2f}"
+            f"{s['tps']:>11.1f}{s['total'] * 1e3:>14.2f}"
+        )
     d, b = stats["httpx direct"], stats["OpenAIBackend"]
-    lines.append(f"{'overhead':<16}{'':>4}{'':>8}{(b['ttft'] - d['ttft']) * 1e3:>+13.2f}{'':>13}"
-                 f"{(b['tps'] / d['tps'] - 1) * 100:>+10.1f}%{(b['total'] - d['total']) * 1e3:>+14.2f}")
+    lines.append(
+        f"{'overhead':<16}{'':>4}{'':>8}{(b['ttft'] - d['ttft']) * 1e3:>+13.2f}{'':>13}"
+        f"{(b['tps'] / d['tps'] - 1) * 100:>+10.1f}%{(b['total'] - d['total']) * 1e3:>+14.2f}"
+    )
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-dir", type=Path, default=None, help="model for transformers serve (default: tiny llama)")
+    parser.add_argument(
+        "--model-dir", type=Path, default=None, help="model for transformers serve (default: tiny llama)"
+    )
     parser.add_argument("--rounds", type=int, default=5, help="requests per prompt and path (default: 5)")
     parser.add_argument("--max-tokens", type=int, default=64)
     args = parser.parse_args()
@@ -117,11 +136,15 @@ def main() -> int:
     if model_dir is None:
         from training.tiny import ensure_tiny_models
 
-        model_dir = ensure_tiny_models(Path(__file__).resolve().parent.parent / ".cache" / "tiny-test", "test", progress=False)["llama-tiny"]
+        model_dir = ensure_tiny_models(
+            Path(__file__).resolve().parent.parent / ".cache" / "tiny-test", "test", progress=False
+        )["llama-tiny"]
     with transformers_serve(model_dir) as server:
         results = asyncio.run(run(server.base_url, server.model, args.rounds, args.max_tokens))
-    print(f"server: transformers serve {model_dir} (CPU); {len(PROMPTS)} prompts x {args.rounds} rounds, "
-          f"max_tokens={args.max_tokens}, greedy")
+    print(
+        f"server: transformers serve {model_dir} (CPU); {len(PROMPTS)} prompts x {args.rounds} rounds, "
+        f"max_tokens={args.max_tokens}, greedy"
+    )
     print(table(results))
     return 0
 

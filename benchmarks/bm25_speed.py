@@ -89,10 +89,14 @@ def run_bm25s(corpus: list[list[str]], queries: list[list[str]], threads: int, c
     # Queries with no indexed token are left out: bm25s's numba kernel reads past its arrays on them (a crash).
     known = [[t for t in q if t in retriever.vocab_dict and t != ""] for q in queries]
     asked = [i for i, q in enumerate(known) if q]
-    clock.run("bm25s warm-up", lambda: retriever.retrieve([known[i] for i in asked[:8]], k=K, show_progress=False,
-                                                           n_threads=threads))
-    docs, scores = clock.run("bm25s search", lambda: retriever.retrieve([known[i] for i in asked], k=K,
-                                                                        show_progress=False, n_threads=threads))
+    clock.run(
+        "bm25s warm-up",
+        lambda: retriever.retrieve([known[i] for i in asked[:8]], k=K, show_progress=False, n_threads=threads),
+    )
+    docs, scores = clock.run(
+        "bm25s search",
+        lambda: retriever.retrieve([known[i] for i in asked], k=K, show_progress=False, n_threads=threads),
+    )
     all_scores = np.zeros((len(queries), K), dtype=scores.dtype)
     all_scores[asked] = scores
     return docs, all_scores, backend
@@ -117,8 +121,10 @@ def main(argv: list[str] | None = None) -> int:
 
     clock = Clock()
     print(f"load average at start: {load()}", file=sys.stderr)
-    titles, query_texts = clock.run("generate", lambda: titles_and_queries(
-        args.docs, args.queries, vocab_size=args.vocab, exponent=args.zipf, seed=args.seed))
+    titles, query_texts = clock.run(
+        "generate",
+        lambda: titles_and_queries(args.docs, args.queries, vocab_size=args.vocab, exponent=args.zipf, seed=args.seed),
+    )
     tok = make_tokenizer(args.tokenizer)
     corpus = clock.run("tokenize titles", lambda: tokenize_unique(tok, titles))
     unique_titles = len({id(t) for t in corpus})
@@ -133,8 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     # Exactness of the fast path against the plain sparse product on a sample.
     sample = list(range(0, len(queries), max(1, len(queries) // 2000)))
     plain = index._search_sparse([queries[i] for i in sample], K)
-    same_plain = sum(np.array_equal(hits[i].indices, p.indices) and np.allclose(hits[i].scores, p.scores, rtol=0, atol=1e-9)
-                     for i, p in zip(sample, plain))
+    same_plain = sum(
+        np.array_equal(hits[i].indices, p.indices) and np.allclose(hits[i].scores, p.scores, rtol=0, atol=1e-9)
+        for i, p in zip(sample, plain)
+    )
 
     bm25s_cells = {"build": "-", "search": "-", "agree": "-", "backend": "-"}
     if not args.no_bm25s:
@@ -147,9 +155,13 @@ def main(argv: list[str] | None = None) -> int:
             for got, their in zip(hits, scores):
                 theirs = np.sort(their[their > 0])[::-1][: len(got.scores)]
                 agree += len(theirs) == len(got.scores) and np.allclose(theirs, got.scores, rtol=0, atol=1e-4)
-            bm25s_cells = {"build": clock.cell("bm25s build"), "search": clock.cell("bm25s search"),
-                           "agree": f"{agree:,}/{len(queries):,}", "backend": backend,
-                           "warm": clock.cell("bm25s warm-up")}
+            bm25s_cells = {
+                "build": clock.cell("bm25s build"),
+                "search": clock.cell("bm25s search"),
+                "agree": f"{agree:,}/{len(queries):,}",
+                "backend": backend,
+                "warm": clock.cell("bm25s warm-up"),
+            }
     peak_all = peak_rss_gib()
 
     ref_cells = {"build": "-", "search": "-", "agree": "-"}
@@ -165,31 +177,61 @@ def main(argv: list[str] | None = None) -> int:
             top = [int(d) for d in order if scores[d] > 0]
             agree += top == hits[i].indices.tolist() and np.allclose(scores[top], hits[i].scores, rtol=0, atol=1e-5)
         per_query = clock.wall["rank_bm25 sample"] / len(picks)
-        ref_cells = {"build": clock.cell("rank_bm25 build"),
-                     "search": f"{_fmt(per_query * len(queries))} (extrapolated from {len(picks)} queries)",
-                     "agree": f"{agree}/{len(picks)} identical"}
+        ref_cells = {
+            "build": clock.cell("rank_bm25 build"),
+            "search": f"{_fmt(per_query * len(queries))} (extrapolated from {len(picks)} queries)",
+            "agree": f"{agree}/{len(picks)} identical",
+        }
 
     n_q = len(queries)
-    print(f"corpus: {len(titles):,} synthetic titles ({unique_titles:,} distinct), vocabulary {index.stats['vocab_size']:,} "
-          f"{args.tokenizer} terms, {index.stats['nnz']:,} postings, {index.stats['avgdl']:.2f} terms a title; "
-          f"{n_q:,} queries. Load average (1/5/15 min) {load_ours} after our phases, {load()} at the end; 2 cores.")
+    print(
+        f"corpus: {len(titles):,} synthetic titles ({unique_titles:,} distinct), vocabulary {index.stats['vocab_size']:,} "
+        f"{args.tokenizer} terms, {index.stats['nnz']:,} postings, {index.stats['avgdl']:.2f} terms a title; "
+        f"{n_q:,} queries. Load average (1/5/15 min) {load_ours} after our phases, {load()} at the end; 2 cores."
+    )
     print()
-    print(f"| {args.docs:,} titles, {n_q:,} queries | arena.retrieval.bm25 | bm25s ({bm25s_cells['backend']}, "
-          f"{args.bm25s_threads} thread{'s' if args.bm25s_threads > 1 else ''}) | rank_bm25 |")
+    print(
+        f"| {args.docs:,} titles, {n_q:,} queries | arena.retrieval.bm25 | bm25s ({bm25s_cells['backend']}, "
+        f"{args.bm25s_threads} thread{'s' if args.bm25s_threads > 1 else ''}) | rank_bm25 |"
+    )
     print("|---|---:|---:|---:|")
     rows = [
-        (f"tokenize titles ({args.tokenizer}; tokens shared)", clock.cell("tokenize titles"), "(same tokens)", "(same tokens)"),
+        (
+            f"tokenize titles ({args.tokenizer}; tokens shared)",
+            clock.cell("tokenize titles"),
+            "(same tokens)",
+            "(same tokens)",
+        ),
         ("build index", clock.cell("build"), bm25s_cells["build"], ref_cells["build"]),
-        (f"tokenize {n_q:,} queries ({args.tokenizer})", clock.cell("tokenize queries"), "(same tokens)", "(same tokens)"),
+        (
+            f"tokenize {n_q:,} queries ({args.tokenizer})",
+            clock.cell("tokenize queries"),
+            "(same tokens)",
+            "(same tokens)",
+        ),
         (f"search {n_q:,} queries, top-{K}", clock.cell("search"), bm25s_cells["search"], ref_cells["search"]),
-        ("per query", _fmt(clock.wall["search"] / n_q),
-         _fmt(clock.wall["bm25s search"] / n_q) if "bm25s search" in clock.wall else "-",
-         _fmt(clock.wall["rank_bm25 sample"] / max(1, min(len(sample), args.ref_queries))) if args.ref_queries else "-"),
+        (
+            "per query",
+            _fmt(clock.wall["search"] / n_q),
+            _fmt(clock.wall["bm25s search"] / n_q) if "bm25s search" in clock.wall else "-",
+            _fmt(clock.wall["rank_bm25 sample"] / max(1, min(len(sample), args.ref_queries)))
+            if args.ref_queries
+            else "-",
+        ),
         ("JIT warm-up (not in search)", "-", bm25s_cells.get("warm", "-"), "-"),
-        ("**total: tokenize + build + tokenize queries + search**", f"**{_fmt(total_wall)}** ({_fmt(total_cpu)} CPU)", "", ""),
+        (
+            "**total: tokenize + build + tokenize queries + search**",
+            f"**{_fmt(total_wall)}** ({_fmt(total_cpu)} CPU)",
+            "",
+            "",
+        ),
         ("peak RSS (process)", f"{peak_ours:.2f} GiB", f"{peak_all:.2f} GiB (ours + bm25s)", "-"),
-        (f"top-{K} agreement with arena.retrieval.bm25", f"{same_plain}/{len(sample)} = sparse product", bm25s_cells["agree"],
-         ref_cells["agree"]),
+        (
+            f"top-{K} agreement with arena.retrieval.bm25",
+            f"{same_plain}/{len(sample)} = sparse product",
+            bm25s_cells["agree"],
+            ref_cells["agree"],
+        ),
     ]
     for row in rows:
         print("| " + " | ".join(row) + " |")

@@ -72,8 +72,7 @@ def lbfgs_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         value = np.sum(np.logaddexp(0.0, -z) * y + np.logaddexp(0.0, z) * (1 - y)) + L2 / 2 * theta @ theta
         return value, -(x.T @ (y - 1.0 / (1.0 + np.exp(-z)))) + L2 * theta
 
-    return minimize(loss, np.zeros(x.shape[1]), jac=True, method="L-BFGS-B",
-                    options={"maxiter": 200, "gtol": 1e-8}).x
+    return minimize(loss, np.zeros(x.shape[1]), jac=True, method="L-BFGS-B", options={"maxiter": 200, "gtol": 1e-8}).x
 
 
 def to_scale(theta: np.ndarray) -> np.ndarray:
@@ -81,8 +80,9 @@ def to_scale(theta: np.ndarray) -> np.ndarray:
     return r - r.mean() + 1000.0
 
 
-def run_reference(fit: Callable[[np.ndarray, np.ndarray], np.ndarray], x: np.ndarray, y: np.ndarray,
-                  rounds: int, seed: int) -> tuple[np.ndarray, float, float]:
+def run_reference(
+    fit: Callable[[np.ndarray, np.ndarray], np.ndarray], x: np.ndarray, y: np.ndarray, rounds: int, seed: int
+) -> tuple[np.ndarray, float, float]:
     """(point ratings, fit seconds, bootstrap seconds for ``rounds`` replicates)."""
     start = time.perf_counter()
     point = to_scale(fit(x, y))
@@ -115,25 +115,45 @@ def main() -> None:
     models = list(point)
     ours = np.array([point[m] for m in models])
     width = (boot.quantile(0.975) - boot.quantile(0.025)).mean()
-    rows.append(("arena.stats (cells + multinomial + batched Newton)", fitted - start, args.rounds,
-                 done - fitted, done - fitted, 0.0))
+    rows.append(
+        (
+            "arena.stats (cells + multinomial + batched Newton)",
+            fitted - start,
+            args.rounds,
+            done - fitted,
+            done - fitted,
+            0.0,
+        )
+    )
 
     _, x, y = design(votes)
     refs: list[tuple[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]] = [
-        ("per-vote logistic regression, numpy IRLS", newton_rows)]
+        ("per-vote logistic regression, numpy IRLS", newton_rows)
+    ]
     try:
         import scipy  # noqa: F401
+
         refs.append(("per-vote logistic regression, scipy L-BFGS-B", lbfgs_rows))
     except ImportError:
-        rows.append(("per-vote logistic regression, scipy L-BFGS-B (skipped: no scipy)",
-                     math.nan, 0, math.nan, math.nan, math.nan))
+        rows.append(
+            (
+                "per-vote logistic regression, scipy L-BFGS-B (skipped: no scipy)",
+                math.nan,
+                0,
+                math.nan,
+                math.nan,
+                math.nan,
+            )
+        )
     for name, fit in refs:
         ref_point, fit_s, boot_s = run_reference(fit, x, y, args.ref_rounds, args.seed)
         projected = boot_s / max(args.ref_rounds, 1) * args.rounds
         rows.append((name, fit_s, args.ref_rounds, boot_s, projected, float(np.abs(ref_point - ours).max())))
 
-    print(f"{args.models} models, {args.votes} votes, {args.rounds} bootstrap rounds "
-          f"(mean 95% CI width from arena.stats: {width:.1f} points)\n")
+    print(
+        f"{args.models} models, {args.votes} votes, {args.rounds} bootstrap rounds "
+        f"(mean 95% CI width from arena.stats: {width:.1f} points)\n"
+    )
     head = ("implementation", "fit s", "rounds run", "boot s", f"s / {args.rounds} rounds", "max abs diff")
     print("| " + " | ".join(head) + " |")
     print("|" + "|".join("-" * (len(h) + 2) for h in head) + "|")

@@ -63,8 +63,12 @@ ALL_RATED = "🎉"
 def fake_model_server() -> Iterator[str]:
     """The instant model server, in its own process (it must not share the load generator's GIL)."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tests.fake_model_servers", "instant", str(port)], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fake_model_servers", "instant", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().startswith("ready"), "fake model server failed"
         yield f"http://127.0.0.1:{port}/v1"
@@ -98,8 +102,11 @@ def postgres(root: Path) -> Iterator[str]:
 
 def models_yaml(path: Path, base_url: str) -> Path:
     """The round models and the replay models, all served by the instant server."""
-    lines = ["models:"] + [f"  - {{name: {m}, kind: openai, base_url: '{base_url}', options: {{max_tokens: 16}},"
-                           f" timeouts: {{connect: 5, first_token: 30, read: 30}}}}" for m in (*MODELS, *REPLAY_MODELS)]
+    lines = ["models:"] + [
+        f"  - {{name: {m}, kind: openai, base_url: '{base_url}', options: {{max_tokens: 16}},"
+        f" timeouts: {{connect: 5, first_token: 30, read: 30}}}}"
+        for m in (*MODELS, *REPLAY_MODELS)
+    ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -120,16 +127,29 @@ def prepare(url: str, models: Path, names: list[str]) -> int:
     with Store.open(url) as store:
         for name in names:
             store.add_annotator(name, PASSWORD)
-        config = rounds.RoundConfig(eval_sets=sorted({d.eval_set for d in dialogs}), models=list(MODELS),
-                                    annotators=names, judgements=len(names))
+        config = rounds.RoundConfig(
+            eval_sets=sorted({d.eval_set for d in dialogs}),
+            models=list(MODELS),
+            annotators=names,
+            judgements=len(names),
+        )
         rid = rounds.create_round(store, ROUND, config, dialogs=dialogs, registry=registry)
         rounds.start_round(store, rid, dialogs=dialogs)
         ids = {m.name: m.id for m in store.list_models()}
         # Stored directly, as pre-generation would: the run measures judging, not generating.
-        for key in sorted({(*it.step_key, m) for it in rounds.load_items(store, rid) for m in (it.model_a, it.model_b)}):
+        for key in sorted(
+            {(*it.step_key, m) for it in rounds.load_items(store, rid) for m in (it.model_a, it.model_b)}
+        ):
             eval_set, dialog_id, turn, model = key
-            store.record_generation(model_id=ids[model], eval_set=eval_set, dialog_id=dialog_id, turn_index=turn,
-                                    round_id=rid, text=f"{model} 답변: {dialog_id} {turn}턴", total_ms=1.0)
+            store.record_generation(
+                model_id=ids[model],
+                eval_set=eval_set,
+                dialog_id=dialog_id,
+                turn_index=turn,
+                round_id=rid,
+                text=f"{model} 답변: {dialog_id} {turn}턴",
+                total_ms=1.0,
+            )
     return rid
 
 
@@ -149,7 +169,6 @@ class Submission:
     at: float = field(default_factory=time.monotonic)  # when the answer came
 
 
-
 @dataclass
 class Tally:
     """Everything the annotators saw."""
@@ -164,8 +183,16 @@ class Tally:
 class Annotator:
     """One simulated annotator: one logged-in tab that rates replay turns and votes in the blind round."""
 
-    def __init__(self, base_url: str, name: str, index: int, config: dict[str, Any], args: argparse.Namespace,
-                 tally: Tally, sets: list[str]) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        name: str,
+        index: int,
+        config: dict[str, Any],
+        args: argparse.Namespace,
+        tally: Tally,
+        sets: list[str],
+    ) -> None:
         self.name, self.args, self.tally = name, args, tally
         self.rng = random.Random(index)
         self.session = GradioSession(base_url, timeout=args.call_timeout)
@@ -224,8 +251,12 @@ class Annotator:
         if self.replay_at is None and not await self._next_replay_set():
             return False
         dialog, turn = self.replay_at
-        gen = await s.call(s.dependency(target=("replay-turn", "input")), replay_dialog=dialog, replay_turn=turn,
-                           replay_models=list(REPLAY_MODELS))
+        gen = await s.call(
+            s.dependency(target=("replay-turn", "input")),
+            replay_dialog=dialog,
+            replay_turn=turn,
+            replay_models=list(REPLAY_MODELS),
+        )
         if not self._other("generate (2 sides)", gen):
             self.replay_at = None
             return True
@@ -236,7 +267,11 @@ class Annotator:
         values = {f"replay_score_{i}": self.rng.randint(1, 5) for i in range(2)}
         values |= {f"replay_comment_{i}": c for i, c in enumerate(comments)} | {"replay_criteria_0": ["fluency"]}
         # The turn on screen, as the page sends it: the server refuses a rating for any other turn.
-        values |= {"replay_dialog": self.replay_at[0], "replay_turn": self.replay_at[1], "replay_models": list(REPLAY_MODELS)}
+        values |= {
+            "replay_dialog": self.replay_at[0],
+            "replay_turn": self.replay_at[1],
+            "replay_models": list(REPLAY_MODELS),
+        }
         r = await s.call(s.dependency(target=("replay-submit", "click")), **values)
         self._submitted("rating", comments, r)
         self.replay_at = None
@@ -258,9 +293,13 @@ class Annotator:
             return True
         self.seq += 1
         comments = [f"load {self.name} v{self.seq} {side}" for side in "LR"]
-        values = {"blind_vote": self.rng.choice(["left", "right", "tie", "both_bad"]),
-                  "blind_score_0": self.rng.randint(1, 5), "blind_score_1": self.rng.randint(1, 5),
-                  "blind_comment_0": comments[0], "blind_comment_1": comments[1]}
+        values = {
+            "blind_vote": self.rng.choice(["left", "right", "tie", "both_bad"]),
+            "blind_score_0": self.rng.randint(1, 5),
+            "blind_score_1": self.rng.randint(1, 5),
+            "blind_comment_0": comments[0],
+            "blind_comment_1": comments[1],
+        }
         r = await s.call(s.dependency("blind_submit"), **values)
         self._submitted("vote", comments, r)
         return True
@@ -286,6 +325,7 @@ async def drive(base_url: str, names: list[str], args: argparse.Namespace) -> tu
     started = time.monotonic()
     stop_at = started + args.duration
     annotators = [Annotator(base_url, n, i, config, args, tally, sets) for i, n in enumerate(names)]
+
     # Start them over the first few seconds, as people do; every one stops by itself at stop_at.
     async def staggered(a: Annotator, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -322,8 +362,13 @@ async def login_storm(base_url: str, names: list[str]) -> dict[str, Any]:
         logins = await asyncio.gather(*(login(n) for n in names[1:]))
         done.set()
         await task
-    return {"logins": len(logins), "slowest_login_s": round(max(logins), 2), "calls_during_storm": len(calls),
-            "call_p50_ms": round(1000 * _pct(calls, 0.5), 1), "call_max_ms": round(1000 * max(calls), 1)}
+    return {
+        "logins": len(logins),
+        "slowest_login_s": round(max(logins), 2),
+        "calls_during_storm": len(calls),
+        "call_p50_ms": round(1000 * _pct(calls, 0.5), 1),
+        "call_max_ms": round(1000 * max(calls), 1),
+    }
 
 
 # ------------------------------------------------------------------------------------------- checking
@@ -361,8 +406,9 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def summarize(db: str, tally: Tally, seconds: float, check: dict[str, int], cpu: float,
-              args: argparse.Namespace) -> dict[str, Any]:
+def summarize(
+    db: str, tally: Tally, seconds: float, check: dict[str, int], cpu: float, args: argparse.Namespace
+) -> dict[str, Any]:
     """One result row (latencies in ms)."""
     subs = tally.submissions
     ok = [s.seconds for s in subs if s.acked]
@@ -371,24 +417,40 @@ def summarize(db: str, tally: Tally, seconds: float, check: dict[str, int], cpu:
     settled = [s.seconds for s in subs if s.acked and s.at - tally.started > args.ramp + 50]
     by_kind = {k: [s.seconds for s in subs if s.kind == k and s.acked] for k in ("rating", "vote")}
     return {
-        "db": db, "annotators": args.annotators, "duration_s": round(seconds, 1),
-        "think_s": list(args.think), "submissions": len(subs), "per_s": round(len(ok) / seconds, 2),
-        "p50_ms": round(1000 * _pct(ok, 0.5), 1), "p99_ms": round(1000 * _pct(ok, 0.99), 1),
+        "db": db,
+        "annotators": args.annotators,
+        "duration_s": round(seconds, 1),
+        "think_s": list(args.think),
+        "submissions": len(subs),
+        "per_s": round(len(ok) / seconds, 2),
+        "p50_ms": round(1000 * _pct(ok, 0.5), 1),
+        "p99_ms": round(1000 * _pct(ok, 0.99), 1),
         "max_ms": round(1000 * max(ok, default=float("nan")), 1),
-        "settled_p50_ms": round(1000 * _pct(settled, 0.5), 1), "settled_p99_ms": round(1000 * _pct(settled, 0.99), 1),
+        "settled_p50_ms": round(1000 * _pct(settled, 0.5), 1),
+        "settled_p99_ms": round(1000 * _pct(settled, 0.99), 1),
         "rating_p50_ms": round(1000 * _pct(by_kind["rating"], 0.5), 1),
         "rating_p99_ms": round(1000 * _pct(by_kind["rating"], 0.99), 1),
         "vote_p50_ms": round(1000 * _pct(by_kind["vote"], 0.5), 1),
         "vote_p99_ms": round(1000 * _pct(by_kind["vote"], 0.99), 1),
         # Where in the run the slow ones were: p50/p99 of the submissions answered in each minute.
-        "by_minute_p50_p99_ms": [[round(1000 * _pct(m, 0.5)), round(1000 * _pct(m, 0.99))] for m in (
-            [s.seconds for s in subs if s.acked and 60 * k <= s.at - tally.started < 60 * (k + 1)]
-            for k in range(int(seconds // 60) + 1)) if m],
-        "errors": sum(tally.errors.values()), "error_kinds": dict(tally.errors.most_common(5)),
-        "other_calls": {k: {"n": len(v), "p50_ms": round(1000 * _pct(v, 0.5), 1),
-                            "p99_ms": round(1000 * _pct(v, 0.99), 1)} for k, v in sorted(tally.other.items())},
-        "login_p50_ms": round(1000 * _pct(tally.logins, 0.5), 1), "login_max_ms": round(1000 * max(tally.logins, default=0), 1),
-        "server_cpu_s": round(cpu, 1), **check,
+        "by_minute_p50_p99_ms": [
+            [round(1000 * _pct(m, 0.5)), round(1000 * _pct(m, 0.99))]
+            for m in (
+                [s.seconds for s in subs if s.acked and 60 * k <= s.at - tally.started < 60 * (k + 1)]
+                for k in range(int(seconds // 60) + 1)
+            )
+            if m
+        ],
+        "errors": sum(tally.errors.values()),
+        "error_kinds": dict(tally.errors.most_common(5)),
+        "other_calls": {
+            k: {"n": len(v), "p50_ms": round(1000 * _pct(v, 0.5), 1), "p99_ms": round(1000 * _pct(v, 0.99), 1)}
+            for k, v in sorted(tally.other.items())
+        },
+        "login_p50_ms": round(1000 * _pct(tally.logins, 0.5), 1),
+        "login_max_ms": round(1000 * max(tally.logins, default=0), 1),
+        "server_cpu_s": round(cpu, 1),
+        **check,
     }
 
 
@@ -415,7 +477,7 @@ def run_one(db: str, args: argparse.Namespace) -> dict[str, Any]:
     """Set up a store of kind ``db``, serve it, drive it, check it; every server stopped afterwards."""
     work = Path(tempfile.mkdtemp(prefix=f"arena-load-{db}-"))
     names = annotator_names(args.annotators)
-    with fake_model_server() as model_url, (postgres(work) if db == "postgresql" else _sqlite(work)) as url:
+    with fake_model_server() as model_url, postgres(work) if db == "postgresql" else _sqlite(work) as url:
         models = models_yaml(work / "models.yaml", model_url)
         t0 = time.perf_counter()
         prepare(url, models, names)
@@ -442,13 +504,29 @@ def _sqlite(work: Path) -> Iterator[str]:
 
 def table(rows: list[dict[str, Any]]) -> str:
     """The markdown table docs/reliability.md shows."""
-    cols = ("store", "annotators", "duration", "submissions", "per s", "p50 ms", "p99 ms", "max ms",
-            "p50 / p99 ms after 1st min", "errors", "lost", "duplicated", "failed but stored", "server CPU s")
+    cols = (
+        "store",
+        "annotators",
+        "duration",
+        "submissions",
+        "per s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "p50 / p99 ms after 1st min",
+        "errors",
+        "lost",
+        "duplicated",
+        "failed but stored",
+        "server CPU s",
+    )
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
-        lines.append(f"| {r['db']} | {r['annotators']} | {r['duration_s']} s | {r['submissions']} | {r['per_s']} "
-                     f"| {r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} | {r['settled_p50_ms']} / {r['settled_p99_ms']} "
-                     f"| {r['errors']} | {r['lost']} | {r['duplicated']} | {r['failed_but_stored']} | {r['server_cpu_s']} |")
+        lines.append(
+            f"| {r['db']} | {r['annotators']} | {r['duration_s']} s | {r['submissions']} | {r['per_s']} "
+            f"| {r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} | {r['settled_p50_ms']} / {r['settled_p99_ms']} "
+            f"| {r['errors']} | {r['lost']} | {r['duplicated']} | {r['failed_but_stored']} | {r['server_cpu_s']} |"
+        )
     return "\n".join(lines)
 
 
@@ -458,17 +536,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=300.0, help="seconds of load (default 300)")
     p.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     # A person reads a dialog and two answers, then scores both: 10 s on average is already quick.
-    p.add_argument("--think", type=float, nargs=2, default=(5.0, 15.0), metavar=("MIN", "MAX"),
-                   help="seconds an annotator reads before submitting, drawn uniformly (default 5 15)")
+    p.add_argument(
+        "--think",
+        type=float,
+        nargs=2,
+        default=(5.0, 15.0),
+        metavar=("MIN", "MAX"),
+        help="seconds an annotator reads before submitting, drawn uniformly (default 5 15)",
+    )
     p.add_argument("--vote-share", type=float, default=0.5, help="share of blind votes among submissions")
     p.add_argument("--ramp", type=float, default=10.0, help="seconds over which the annotators arrive")
     p.add_argument("--call-timeout", type=float, default=30.0, help="seconds before a call counts as failed")
-    p.add_argument("--login-storm", action="store_true",
-                   help="instead: all annotators but one log in at once while that one keeps working")
+    p.add_argument(
+        "--login-storm",
+        action="store_true",
+        help="instead: all annotators but one log in at once while that one keeps working",
+    )
     p.add_argument("--json", type=Path, help="also write the result rows here")
     args = p.parse_args(argv)
     rows = []
-    for db in (["sqlite", "postgresql"] if args.db == "both" else [args.db]):
+    for db in ["sqlite", "postgresql"] if args.db == "both" else [args.db]:
         rows.append(run_one(db, args))
         print(json.dumps(rows[-1], ensure_ascii=False, indent=1), flush=True)
     if args.login_storm:

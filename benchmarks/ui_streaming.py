@@ -49,8 +49,10 @@ def models_yaml(path: Path, dirs: dict[str, Path], max_tokens: int) -> Path:
     for name, temp in (("polyglot-tiny", 0.9), ("llama-tiny", 0.9), ("polyglot-tiny", 1.0), ("llama-tiny", 1.0)):
         label = f"{name}-t{temp}"
         tmpl = ", template: koalpaca" if name.startswith("polyglot") else ""
-        lines.append(f"  - {{name: {label}, kind: local, path: '{dirs[name]}'{tmpl},"
-                     f" options: {{max_tokens: {max_tokens}, temperature: {temp}, seed: 1}}}}")
+        lines.append(
+            f"  - {{name: {label}, kind: local, path: '{dirs[name]}'{tmpl},"
+            f" options: {{max_tokens: {max_tokens}, temperature: {temp}, seed: 1}}}}"
+        )
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -65,8 +67,10 @@ def run(turns: int, profile: str, max_tokens: int) -> list[dict]:
         db = str(tmp / "bench.db")
         with Store.open(db) as store:
             store.add_annotator("bench", "bench-pw")
-        with serve(models_yaml(tmp / "models.yaml", dirs, max_tokens), db, tmp / "serve.log") as url, \
-                sync_playwright() as p:
+        with (
+            serve(models_yaml(tmp / "models.yaml", dirs, max_tokens), db, tmp / "serve.log") as url,
+            sync_playwright() as p,
+        ):
             browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1600, "height": 1200})
             page.add_init_script(RECORD)
@@ -79,13 +83,15 @@ def run(turns: int, profile: str, max_tokens: int) -> list[dict]:
                 # Wait until the previous generation is done (scores become enabled), then request the next turn.
                 for i in range(SIDES):
                     page.locator(f"#replay-score-{i} input").first.wait_for(state="attached")
-                    page.wait_for_function(f"!document.querySelector('#replay-score-{i} input').disabled",
-                                           timeout=300_000)
+                    page.wait_for_function(
+                        f"!document.querySelector('#replay-score-{i} input').disabled", timeout=300_000
+                    )
                 page.evaluate("window.__t = {}; window.__start = performance.now()")
                 page.locator("#replay-next").click()
                 for i in range(SIDES):
-                    page.wait_for_function(f"!document.querySelector('#replay-score-{i} input').disabled",
-                                           timeout=300_000)
+                    page.wait_for_function(
+                        f"!document.querySelector('#replay-score-{i} input').disabled", timeout=300_000
+                    )
                 rec = page.evaluate("""({t: window.__t, start: window.__start,
                     dialog: document.querySelector('#replay-dialog input').value,
                     turn: document.querySelector('#replay-turn input').value,
@@ -114,12 +120,16 @@ def combine(rows: list[dict], gens) -> list[dict]:
                 continue
             g = g.iloc[0]
             span = (seen["last"] - seen["first"]) / 1000
-            out.append({
-                "model": model, "tokens": int(g["tokens"]),
-                "backend_ttft_ms": g["ttft_ms"], "backend_tok_s": g["tokens_per_s"],
-                "browser_ttft_ms": seen["first"] - rec["start"],
-                "browser_tok_s": max(int(g["tokens"]) - 1, 1) / span if span > 0 else float("nan"),
-            })
+            out.append(
+                {
+                    "model": model,
+                    "tokens": int(g["tokens"]),
+                    "backend_ttft_ms": g["ttft_ms"],
+                    "backend_tok_s": g["tokens_per_s"],
+                    "browser_ttft_ms": seen["first"] - rec["start"],
+                    "browser_tok_s": max(int(g["tokens"]) - 1, 1) / span if span > 0 else float("nan"),
+                }
+            )
     return out
 
 
@@ -128,8 +138,10 @@ def report(results: list[dict]) -> str:
     by_model: dict[str, list[dict]] = {}
     for r in results:
         by_model.setdefault(r["model"], []).append(r)
-    lines = ["| model | n | backend tok/s | browser tok/s | ratio | backend TTFT ms | added TTFT ms (median) |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| model | n | backend tok/s | browser tok/s | ratio | backend TTFT ms | added TTFT ms (median) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for model, rs in [*by_model.items(), ("all", results)]:
         rs = [r for r in rs if r["browser_tok_s"] == r["browser_tok_s"]]  # drop one-update answers (no span)
         if not rs:
@@ -151,8 +163,10 @@ def main() -> int:
     started = time.perf_counter()
     results = run(args.turns, args.profile, args.max_tokens)
     print(report(results))
-    print(f"\n{len(results)} side-turns, {args.turns} turns x {SIDES} sides, profile {args.profile}, "
-          f"max_tokens {args.max_tokens}; {time.perf_counter() - started:.0f} s")
+    print(
+        f"\n{len(results)} side-turns, {args.turns} turns x {SIDES} sides, profile {args.profile}, "
+        f"max_tokens {args.max_tokens}; {time.perf_counter() - started:.0f} s"
+    )
     return 0
 
 

@@ -25,11 +25,23 @@ class ArenaProcess:
 
     def start(self, timeout: float = 180) -> ArenaProcess:
         """Start the server and wait until its page answers."""
-        cmd = [sys.executable, "-m", "arena.cli", "serve", "--config", str(self.config), "--db", self.db,
-               "--port", str(self.port), *self.extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "arena.cli",
+            "serve",
+            "--config",
+            str(self.config),
+            "--db",
+            self.db,
+            "--port",
+            str(self.port),
+            *self.extra,
+        ]
         with self.log.open("a") as out:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            self.proc = subprocess.Popen(
+                cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+            )
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:

@@ -15,15 +15,25 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 def chromium_path() -> str:
     """Debian's Chromium (Playwright's own browser download cannot work here)."""
     path = shutil.which("chromium") or "/usr/bin/chromium"
     if not Path(path).exists():
-        raise RuntimeError("Chromium not found: `make test` installs Debian's chromium package (apt-get install chromium)")
+        raise RuntimeError(
+            "Chromium not found: `make test` installs Debian's chromium package (apt-get install chromium)"
+        )
     return path
 
 
@@ -59,11 +69,23 @@ def write_models_yaml(path: Path, tiny_models: dict[str, Path], max_tokens: int 
 def serve(config: Path, db: str, log: Path, extra: list[str] | None = None, timeout: float = 180) -> Iterator[str]:
     """Run `arena serve` on a free loopback port until the page answers; yield its URL; stop it."""
     port = free_port()
-    cmd = [sys.executable, "-m", "arena.cli", "serve", "--config", str(config), "--db", db, "--port", str(port),
-           *(extra or [])]
+    cmd = [
+        sys.executable,
+        "-m",
+        "arena.cli",
+        "serve",
+        "--config",
+        str(config),
+        "--db",
+        db,
+        "--port",
+        str(port),
+        *(extra or []),
+    ]
     with log.open("w") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + timeout

@@ -83,8 +83,11 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     def _garbage(self) -> None:
-        for line in (b"data: {\"choices\": [{\"delta\": \n\n", b"data: <html>502 Bad Gateway</html>\n\n",
-                     b"\x00\xff\xfe garbage\n\n"):
+        for line in (
+            b'data: {"choices": [{"delta": \n\n',
+            b"data: <html>502 Bad Gateway</html>\n\n",
+            b"\x00\xff\xfe garbage\n\n",
+        ):
             self.wfile.write(line)
         self.wfile.flush()
 

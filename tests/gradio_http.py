@@ -98,8 +98,10 @@ class GradioSession:
         for dep in self.config["dependencies"]:
             if api_name is not None and dep.get("api_name") == api_name:
                 return dep
-            if target is not None and any(self._props.get(t[0], {}).get("elem_id") == target[0] and t[1] == target[1]
-                                          for t in dep.get("targets", [])):
+            if target is not None and any(
+                self._props.get(t[0], {}).get("elem_id") == target[0] and t[1] == target[1]
+                for t in dep.get("targets", [])
+            ):
                 return dep
         raise KeyError(f"no event {api_name or target} in this app")
 
@@ -126,9 +128,16 @@ class GradioSession:
             return CallResult(False, f"{type(exc).__name__}: {exc}", time.perf_counter() - started, 0)
 
     async def _call(self, dep: dict[str, Any], data: list[Any], trigger: int | None, started: float) -> CallResult:
-        joined = await self.http.post("/gradio_api/queue/join", json={
-            "data": data, "fn_index": dep["id"], "session_hash": self.session_hash, "event_data": None,
-            "trigger_id": trigger})
+        joined = await self.http.post(
+            "/gradio_api/queue/join",
+            json={
+                "data": data,
+                "fn_index": dep["id"],
+                "session_hash": self.session_hash,
+                "event_data": None,
+                "trigger_id": trigger,
+            },
+        )
         if joined.status_code != 200:
             return CallResult(False, joined.text, time.perf_counter() - started, joined.status_code)
         event_id = joined.json()["event_id"]
@@ -148,12 +157,15 @@ class GradioSession:
                 if msg.get("msg") == "process_generating" and msg.get("event_id") == event_id:
                     data = msg["output"].get("data")
                     # The first update of a generator is whole; Gradio sends the later ones as diffs of it.
-                    streamed.append([apply_diff(old, ops) for old, ops in zip(streamed[-1], data)] if streamed else data)
+                    streamed.append(
+                        [apply_diff(old, ops) for old, ops in zip(streamed[-1], data)] if streamed else data
+                    )
                 if msg.get("msg") == "process_completed" and msg.get("event_id") == event_id:
                     ok = bool(msg.get("success"))
                     output = msg["output"].get("data") if ok else msg.get("output")
-                    result = CallResult(ok, output, time.perf_counter() - started, streamed=streamed,
-                                        sse_bytes=sse_bytes)
+                    result = CallResult(
+                        ok, output, time.perf_counter() - started, streamed=streamed, sse_bytes=sse_bytes
+                    )
                 elif msg.get("msg") == "unexpected_error":
                     result = result or CallResult(False, msg, time.perf_counter() - started)
                 if msg.get("msg") == "close_stream":

@@ -143,8 +143,9 @@ def test_unknown_names_are_wrong_and_count_nowhere(store: Store) -> None:
 
 
 def arena(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "arena.cli", *args], cwd=ROOT, input=stdin, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "arena.cli", *args], cwd=ROOT, input=stdin, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_annotators_passwd_disable_enable_commands(tmp_path) -> None:
@@ -170,15 +171,19 @@ def test_annotators_passwd_disable_enable_commands(tmp_path) -> None:
     listed = arena("annotators", "list", "--db", db).stdout
     assert "지혜\tannotator\tdisabled" in listed
     with Store.open(db) as store:
-        assert store.session_user(token, idle=IDLE) is None and store.login("지혜", "typed pw 한글").reason == "disabled"
+        assert (
+            store.session_user(token, idle=IDLE) is None and store.login("지혜", "typed pw 한글").reason == "disabled"
+        )
     assert arena("annotators", "enable", "지혜", "--db", db).returncode == 0
     with Store.open(db) as store:
         assert store.login("지혜", "typed pw 한글").ok
 
-    for args, stdin, message in ((("passwd", "nobody"), None, "no annotator 'nobody'"),
-                                 (("disable", "nobody"), None, "no annotator 'nobody'"),
-                                 (("enable", "nobody"), None, "no annotator 'nobody'"),
-                                 (("passwd", "지혜", "--stdin"), "\n", "standard input is empty")):
+    for args, stdin, message in (
+        (("passwd", "nobody"), None, "no annotator 'nobody'"),
+        (("disable", "nobody"), None, "no annotator 'nobody'"),
+        (("enable", "nobody"), None, "no annotator 'nobody'"),
+        (("passwd", "지혜", "--stdin"), "\n", "standard input is empty"),
+    ):
         failed = arena("annotators", *args, "--db", db, stdin=stdin)
         assert failed.returncode == 2 and message in failed.stderr and "Traceback" not in failed.stderr, args
     with Store.open(db) as store:  # the failed --stdin changed nothing

@@ -85,8 +85,10 @@ def train_tool_lora(base_dir, out_dir) -> None:
     def learned() -> bool:
         peft_model.eval()
         with torch.no_grad():
-            outs = [peft_model.generate(torch.tensor([ids]), max_new_tokens=len(answer) + 2, do_sample=False)[0, len(ids) :]
-                    for ids, _, _ in examples]
+            outs = [
+                peft_model.generate(torch.tensor([ids]), max_new_tokens=len(answer) + 2, do_sample=False)[0, len(ids) :]
+                for ids, _, _ in examples
+            ]
         peft_model.train()
         return all(tok.decode(out, skip_special_tokens=True).strip() == TOOL_ANSWER for out in outs)
 
@@ -257,10 +259,15 @@ async def test_failures_are_error_events(tiny_models, tmp_path):
     ("text", "expected"),
     [
         ('{"name": "search", "parameters": {"q": "코트"}}', [("search", {"q": "코트"})]),
-        ('<|python_tag|>{"name": "a", "parameters": {}}; {"name": "b", "parameters": {"x": 1}}', [("a", {}), ("b", {"x": 1})]),
+        (
+            '<|python_tag|>{"name": "a", "parameters": {}}; {"name": "b", "parameters": {"x": 1}}',
+            [("a", {}), ("b", {"x": 1})],
+        ),
         # The tool_selection fine-tunes' list form with arguments as a JSON string (seed 000).
-        ('[{"name": "retrieve", "arguments": "{\\n  \\"text_query\\": \\"우리 태양계의 행성들\\"\\n}"}]',
-         [("retrieve", {"text_query": "우리 태양계의 행성들"})]),
+        (
+            '[{"name": "retrieve", "arguments": "{\\n  \\"text_query\\": \\"우리 태양계의 행성들\\"\\n}"}]',
+            [("retrieve", {"text_query": "우리 태양계의 행성들"})],
+        ),
         ('```json\n{"name": "search", "arguments": {"q": "x"}}\n```', [("search", {"q": "x"})]),
         ('{"name": "search", "parameters": {"q": "x"}} and then some words', []),
         ('{"title": "코트"}', []),

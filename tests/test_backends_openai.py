@@ -129,14 +129,34 @@ def data(obj) -> bytes:
 
 TOOL_FRAGMENTS = [
     chunk({"role": "assistant", "content": None}),
-    chunk({"tool_calls": [{"index": 0, "id": "call_0", "type": "function",
-                           "function": {"name": "retrieve_fashion_text_knowledges_with_text_query", "arguments": ""}}]}),
-    chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{\"text_"}}]}),
-    chunk({"tool_calls": [{"index": 0, "function": {"arguments": "query\": \"크록스"}}]}),
-    chunk({"tool_calls": [{"index": 1, "id": "call_1", "type": "function",
-                           "function": {"name": "get_rain_probability", "arguments": "{\"location\": "}}]}),
-    chunk({"tool_calls": [{"index": 0, "function": {"arguments": " 브랜드 국가\"}"}}]}),
-    chunk({"tool_calls": [{"index": 1, "function": {"arguments": "\"Seoul\"}"}}]}),
+    chunk(
+        {
+            "tool_calls": [
+                {
+                    "index": 0,
+                    "id": "call_0",
+                    "type": "function",
+                    "function": {"name": "retrieve_fashion_text_knowledges_with_text_query", "arguments": ""},
+                }
+            ]
+        }
+    ),
+    chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"text_'}}]}),
+    chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'query": "크록스'}}]}),
+    chunk(
+        {
+            "tool_calls": [
+                {
+                    "index": 1,
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_rain_probability", "arguments": '{"location": '},
+                }
+            ]
+        }
+    ),
+    chunk({"tool_calls": [{"index": 0, "function": {"arguments": ' 브랜드 국가"}'}}]}),
+    chunk({"tool_calls": [{"index": 1, "function": {"arguments": '"Seoul"}'}}]}),
     chunk(finish="tool_calls"),
     chunk(usage={"prompt_tokens": 553, "completion_tokens": 24, "total_tokens": 577}),
 ]
@@ -199,8 +219,11 @@ class Scripted(BaseHTTPRequestHandler):
         self.start()
         for piece in ("코트는", " 옛 유럽식", " 정장입니다."):
             self.write(data(chunk({"content": piece})))
-        last = chunk(finish="stop", usage={"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
-                     metrics={"time_to_first_token_ms": 12.5, "decode_time_ms": 30.0})
+        last = chunk(
+            finish="stop",
+            usage={"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
+            metrics={"time_to_first_token_ms": 12.5, "decode_time_ms": 30.0},
+        )
         self.write(data(last))
         self.end()
 
@@ -281,7 +304,9 @@ def backend_for(server, scenario, **kwargs) -> OpenAIBackend:
 
 
 async def test_split_tool_call_fragments_are_assembled(scripted):
-    events = await collect(backend_for(scripted, "tools-split"), tools=[{"type": "function", "function": {"name": "x"}}])
+    events = await collect(
+        backend_for(scripted, "tools-split"), tools=[{"type": "function", "function": {"name": "x"}}]
+    )
     deltas = [e for e in events if isinstance(e, ToolCallDelta)]
     calls = [e for e in events if isinstance(e, ToolCall)]
     finish = events[-1]

@@ -50,12 +50,16 @@ class FakeVLLM(BaseHTTPRequestHandler):
             self.reply(200, f"Success: LoRA adapter '{body['lora_name']}' added successfully.".encode(), "text/plain")
             return
         if body["model"] not in ["base", *self.server.loras]:
-            self.reply(404, json.dumps({"object": "error", "message": f"The model `{body['model']}` does not exist."}).encode())
+            self.reply(
+                404, json.dumps({"object": "error", "message": f"The model `{body['model']}` does not exist."}).encode()
+            )
             return
         chunks = [
             {"choices": [{"index": 0, "delta": {"content": f"{body['model']} 답변"}}]},
-            {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-             "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}},
+            {
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+            },
         ]
         payload = b"".join(b"data: " + json.dumps(c, ensure_ascii=False).encode() + b"\n\n" for c in chunks)
         self.reply(200, payload + b"data: [DONE]\n\n", "text/event-stream")

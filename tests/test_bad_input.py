@@ -27,15 +27,19 @@ from backends.registry import PROJECT_ROOT, RegistryError, load_config
 from tests.rounds_helpers import make_round, registry_of, server_models_yaml, with_annotators
 
 EVAL_SETS = PROJECT_ROOT / "eval_sets"
-DIALOG = {"id": "d1", "eval_set": "e", "turns": [{"role": "user", "content": "안녕"},
-                                                {"role": "assistant", "content": "안녕하세요"}]}
+DIALOG = {
+    "id": "d1",
+    "eval_set": "e",
+    "turns": [{"role": "user", "content": "안녕"}, {"role": "assistant", "content": "안녕하세요"}],
+}
 
 
 def arena(*args: str, cwd: Path = PROJECT_ROOT, timeout: float = 300) -> subprocess.CompletedProcess:
     """``arena ARGS`` in a fresh process (this checkout's code), output captured."""
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    return subprocess.run([sys.executable, "-m", "arena.cli", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "arena.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def jsonl(path: Path, rows: list) -> Path:
@@ -64,7 +68,11 @@ def test_export_refuses_what_is_not_a_file_and_writes_through_a_link_keeping_the
     directory.mkdir()
     link_to_fifo = tmp_path / "to-pipe.csv"
     link_to_fifo.symlink_to(fifo)
-    refused = [(fifo, "is a FIFO"), (directory, "is a directory"), (link_to_fifo, f"is a FIFO (via the link {link_to_fifo})")]
+    refused = [
+        (fifo, "is a FIFO"),
+        (directory, "is a directory"),
+        (link_to_fifo, f"is a FIFO (via the link {link_to_fifo})"),
+    ]
     if os.geteuid() == 0:  # as in the report: root replaced /dev/full. Here a node of our own, in tmp_path.
         full = tmp_path / "full"
         os.mknod(full, stat.S_IFCHR | 0o666, os.makedev(1, 7))
@@ -104,17 +112,24 @@ def test_an_unknown_template_name_is_refused_everywhere(tmp_path):
     assert templates.render("{{ messages[0].content }}!", messages) == "안녕!"  # Jinja source still renders
 
     models = tmp_path / "models.yaml"
-    models.write_text(textwrap.dedent(f"""\
+    models.write_text(
+        textwrap.dedent(f"""\
         models:
           - {{name: good, kind: local, path: '{tmp_path}', template: koalpaca}}
           - {{name: typo, kind: local, path: '{tmp_path}', template: koalpca}}
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
     with pytest.raises(RegistryError) as exc:
         load_config(models)
-    assert str(exc.value) == (f"{models}: invalid models file:\n  models[1] (typo): template: unknown chat template "
-                              "'koalpca'; known: gemma, koalpaca, llama31, solar, or a path ending in .jinja")
+    assert str(exc.value) == (
+        f"{models}: invalid models file:\n  models[1] (typo): template: unknown chat template "
+        "'koalpca'; known: gemma, koalpaca, llama31, solar, or a path ending in .jinja"
+    )
     missing = tmp_path / "missing.yaml"
-    missing.write_text(f"models:\n  - {{name: m, kind: local, path: '{tmp_path}', template: nope.jinja}}\n", encoding="utf-8")
+    missing.write_text(
+        f"models:\n  - {{name: m, kind: local, path: '{tmp_path}', template: nope.jinja}}\n", encoding="utf-8"
+    )
     with pytest.raises(RegistryError, match=r"models\[0\] \(m\): template: no template file at .*nope\.jinja"):
         load_config(missing)
 
@@ -132,8 +147,10 @@ def test_train_refuses_bad_settings_and_a_missing_base_before_loading_anything(t
     data = jsonl(tmp_path / "d.jsonl", [{"instruction": "질문", "response": "답"}] * 3)
     out = tmp_path / "adapters"
     config = tmp_path / "train.yaml"
-    config.write_text(f"base_model: {PROJECT_ROOT / 'models' / 'polyglot-tiny'}\ndata: [{data}]\n"
-                      f"output_dir: {out}\nlora_r: 0\n", encoding="utf-8")
+    config.write_text(
+        f"base_model: {PROJECT_ROOT / 'models' / 'polyglot-tiny'}\ndata: [{data}]\noutput_dir: {out}\nlora_r: 0\n",
+        encoding="utf-8",
+    )
     cases = [
         ([], f"error: {config}:4: lora_r: must be a whole number >= 1, not 0"),  # the YAML file's line
         (["--lora_r", "8", "--learning_rate", "-1"], "error: --learning_rate: must be > 0, not -1.0"),
@@ -229,8 +246,19 @@ def test_recall_names_the_file_and_line_of_a_malformed_index(tmp_path, capsys):
     lines[2] = '{"id": "x", "title": broken}'
     index = tmp_path / "docs.jsonl"
     index.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    rc = main(["recall", "--eval-set", str(EVAL_SETS / "fashion_retrieval.jsonl"), "--index", str(index),
-               "--tokenizer", "whitespace", "--cache-dir", str(tmp_path / "cache")])
+    rc = main(
+        [
+            "recall",
+            "--eval-set",
+            str(EVAL_SETS / "fashion_retrieval.jsonl"),
+            "--index",
+            str(index),
+            "--tokenizer",
+            "whitespace",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and f"arena recall: {index}:3: invalid JSON: Expecting value at column 22" in err, err
 
@@ -250,9 +278,11 @@ def test_the_adapters_api_answers_400_for_a_nul_byte_or_a_huge_path(tmp_path):
         app = FastAPI()
         mount_api(app, SimpleNamespace(store=store, registry=registry))
         client = TestClient(app, raise_server_exceptions=False)
-        for path, message in (("/tmp/a\x00b", "path: contains a NUL byte"),
-                              ("/" + "x" * 900_000, "path: 900,001 bytes long; a path has at most 4,096"),
-                              ("/" + "y" * 300, "path: cannot be read: File name too long")):
+        for path, message in (
+            ("/tmp/a\x00b", "path: contains a NUL byte"),
+            ("/" + "x" * 900_000, "path: 900,001 bytes long; a path has at most 4,096"),
+            ("/" + "y" * 300, "path: cannot be read: File name too long"),
+        ):
             r = client.post("/api/adapters", json={"path": path, "base": "base"}, auth=("boss", "pw-1234"))
             assert r.status_code == 400 and r.json()["detail"].startswith(message), (r.status_code, r.text[:300])
         assert registry.names() == ["base"]
@@ -269,8 +299,10 @@ def test_the_store_refuses_bool_scores_and_non_text_comments_and_folds_repeated_
         refused = [
             ((gen, True, [], ""), "score must be an integer 1-5, not True"),
             ((gen, 3, [], 5), "comment must be text, not int"),
-            ((gen, 3, [], "가" * (MAX_COMMENT_CHARS + 1)), f"comment: {MAX_COMMENT_CHARS + 1:,} characters; at most "
-                                                          f"{MAX_COMMENT_CHARS:,}"),
+            (
+                (gen, 3, [], "가" * (MAX_COMMENT_CHARS + 1)),
+                f"comment: {MAX_COMMENT_CHARS + 1:,} characters; at most {MAX_COMMENT_CHARS:,}",
+            ),
             ((gen, 3, [f"c{i}" for i in range(17)], ""), "criteria: 17 different ones; at most 16"),
             ((gen, 3, ["x" * 101], ""), "criteria: a name longer than 100 characters"),
         ]
@@ -299,8 +331,9 @@ def served(tmp_path_factory):
         db = str(tmp / "ratings.db")
         with Store.open(db) as store:
             store.add_annotator("ann1", "pw-1234")
-            rid, _ = make_round(store, registry_of(config), "라운드", models=["m-a", "m-b"], annotators=["ann1"],
-                                eval_sets=["emotion"])
+            rid, _ = make_round(
+                store, registry_of(config), "라운드", models=["m-a", "m-b"], annotators=["ann1"], eval_sets=["emotion"]
+            )
             store_answers(store, rid)
         with ArenaProcess(config, db, tmp / "serve.log") as server:
             yield server, db
@@ -325,12 +358,21 @@ async def test_a_blind_vote_with_score_true_or_an_overlong_comment_is_refused_by
                 assert not r.ok and message[lang] in r.text(), r.text()[:500]
             # Gradio's Textbox hands the handler str() of what came (a number is stored as its digits);
             # an overlong comment is refused before the store sees it.
-            r = await s.call(submit, blind_vote="left", blind_score_0=4, blind_score_1=2, blind_comment_0="가" * (MAX_COMMENT_CHARS + 1))
-            assert not r.ok and {"ko": "의견이 너무 깁니다", "en": "The comment is too long"}[lang] in r.text(), r.text()[:500]
+            r = await s.call(
+                submit,
+                blind_vote="left",
+                blind_score_0=4,
+                blind_score_1=2,
+                blind_comment_0="가" * (MAX_COMMENT_CHARS + 1),
+            )
+            assert not r.ok and {"ko": "의견이 너무 깁니다", "en": "The comment is too long"}[lang] in r.text(), (
+                r.text()[:500]
+            )
             with Store.open(db) as store:  # only the good vote of the Korean page's pass before this one
                 assert len(store.votes_frame()) == (lang == "en") and len(store.ratings_frame()) == 2 * (lang == "en")
-            ok = await s.call(submit, blind_vote="left", blind_score_0=4, blind_score_1=2,
-                              blind_criteria_0=["fluency"] * 50)
+            ok = await s.call(
+                submit, blind_vote="left", blind_score_0=4, blind_score_1=2, blind_criteria_0=["fluency"] * 50
+            )
             assert ok.ok, ok.text()[:500]
     with Store.open(db) as store:
         ratings = store.ratings_frame()

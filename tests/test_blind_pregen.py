@@ -34,23 +34,38 @@ from tests.rounds_helpers import (
 
 def _rows(store: Store, round_id: int) -> list[tuple]:
     with store.engine.connect() as conn:
-        return conn.execute(sa.text(
-            "SELECT id, eval_set, dialog_id, turn_index, model_id, created_at, error FROM generations "
-            "WHERE round_id = :r ORDER BY id"), {"r": round_id}).all()
+        return conn.execute(
+            sa.text(
+                "SELECT id, eval_set, dialog_id, turn_index, model_id, created_at, error FROM generations "
+                "WHERE round_id = :r ORDER BY id"
+            ),
+            {"r": round_id},
+        ).all()
 
 
 async def test_pregen_stores_every_answer_once_with_timings_and_gt_diff(tiny_models, tmp_path):
     unreachable = f"  - {{name: unreachable, kind: openai, base_url: 'http://127.0.0.1:{free_port()}/v1'}}\n"
-    models = tiny_models_yaml(tmp_path / "models.yaml", tiny_models,
-                              {"polyglot-tiny": "polyglot-tiny", "llama-tiny": "llama-tiny"}, extra=unreachable)
+    models = tiny_models_yaml(
+        tmp_path / "models.yaml",
+        tiny_models,
+        {"polyglot-tiny": "polyglot-tiny", "llama-tiny": "llama-tiny"},
+        extra=unreachable,
+    )
     registry = registry_of(models)
     with Store.open(tmp_path / "r.db") as store:
         with_annotators(store, "kim", "lee")
-        rid, config = make_round(store, registry, models=["polyglot-tiny", "llama-tiny", "unreachable"],
-                                 eval_sets=["emotion"], options={"max_tokens": 6})
+        rid, config = make_round(
+            store,
+            registry,
+            models=["polyglot-tiny", "llama-tiny", "unreachable"],
+            eval_sets=["emotion"],
+            options={"max_tokens": 6},
+        )
         n_turns = len(rounds.select_steps(config, shipped_dialogs()))
         progress: list[tuple[int, int]] = []
-        report = await pregen.run(store, rid, registry, shipped_dialogs(), on_progress=lambda d, t: progress.append((d, t)))
+        report = await pregen.run(
+            store, rid, registry, shipped_dialogs(), on_progress=lambda d, t: progress.append((d, t))
+        )
         assert (report.total, report.generated, report.failed, report.skipped) == (3 * n_turns, 2 * n_turns, n_turns, 0)
         assert progress[0] == (0, 3 * n_turns) and progress[-1] == (3 * n_turns, 3 * n_turns)
         gens = store.generations_frame(rid)
@@ -106,9 +121,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.end_headers()
-            for chunk in ({"choices": [{"index": 0, "delta": {"content": "답변입니다."}, "finish_reason": None}]},
-                          {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-                           "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}):
+            for chunk in (
+                {"choices": [{"index": 0, "delta": {"content": "답변입니다."}, "finish_reason": None}]},
+                {
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
+                },
+            ):
                 self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
             self.wfile.write(b"data: [DONE]\n\n")
             self.wfile.flush()
@@ -138,8 +157,9 @@ async def test_concurrency_is_per_model(counting_server, tmp_path):
         rid, config = make_round(store, registry, models=["batched", "single", "default"], eval_sets=["instructions"])
         n_turns = len(rounds.select_steps(config, shipped_dialogs()))
         assert n_turns >= 8
-        report = await pregen.run(store, rid, registry, shipped_dialogs(), concurrency={"batched": 4, "single": 1},
-                                  default_concurrency=2)
+        report = await pregen.run(
+            store, rid, registry, shipped_dialogs(), concurrency={"batched": 4, "single": 1}, default_concurrency=2
+        )
         await registry.aclose()
     assert report.generated == 3 * n_turns and report.failed == 0
     assert counting_server.served == Counter({"batched": n_turns, "single": n_turns, "default": n_turns})
@@ -160,8 +180,9 @@ def _count(db: str) -> int:
 
 @pytest.mark.slow
 def test_pregen_killed_mid_run_resumes_without_duplicates(tiny_models, tmp_path):
-    models = tiny_models_yaml(tmp_path / "models.yaml", tiny_models, {"neox": "polyglot-tiny", "llama": "llama-tiny"},
-                              max_tokens=8)
+    models = tiny_models_yaml(
+        tmp_path / "models.yaml", tiny_models, {"neox": "polyglot-tiny", "llama": "llama-tiny"}, max_tokens=8
+    )
     db = str(tmp_path / "r.db")
     registry = registry_of(models)
     with Store.open(db) as store:
@@ -190,7 +211,9 @@ def test_pregen_killed_mid_run_resumes_without_duplicates(tiny_models, tmp_path)
 
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert f"{total} answers needed: {len(first)} already stored, {total - len(first)} generated, 0 failed" in done.stdout
+    assert (
+        f"{total} answers needed: {len(first)} already stored, {total - len(first)} generated, 0 failed" in done.stdout
+    )
     with Store.open(db) as store:
         final = _rows(store, rid)
         status = rounds.round_status(store, rid)

@@ -35,14 +35,22 @@ ROUND = "블라인드-1"
 def blind_server(tiny_models, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("blind")
     db = str(tmp / "ratings.db")
-    registry = registry_of(tiny_models_yaml(tmp / "round-models.yaml", tiny_models,
-                                            {SECRET[0]: "polyglot-tiny", SECRET[1]: "llama-tiny"}))
+    registry = registry_of(
+        tiny_models_yaml(tmp / "round-models.yaml", tiny_models, {SECRET[0]: "polyglot-tiny", SECRET[1]: "llama-tiny"})
+    )
     with Store.open(db) as store:
         for name in ("지혜", "lee", "choi"):
             store.add_annotator(name, "pw-1234")
         store.add_annotator("박사", "pw-1234", role="researcher")
-        rid, _ = make_round(store, registry, ROUND, models=list(SECRET), annotators=["지혜", "lee", "choi"],
-                            eval_sets=["emotion"], judgements=3)
+        rid, _ = make_round(
+            store,
+            registry,
+            ROUND,
+            models=list(SECRET),
+            annotators=["지혜", "lee", "choi"],
+            eval_sets=["emotion"],
+            judgements=3,
+        )
 
         async def generate() -> pregen.Report:
             try:
@@ -78,9 +86,16 @@ class RawSession:
 
     def join(self, dep: dict[str, Any], data: list[Any]) -> None:
         trigger = dep["targets"][0][0] if dep.get("targets") else None
-        response = self.http.post("/gradio_api/queue/join", json={
-            "data": data, "fn_index": dep["id"], "session_hash": self.session_hash, "event_data": None,
-            "trigger_id": trigger})
+        response = self.http.post(
+            "/gradio_api/queue/join",
+            json={
+                "data": data,
+                "fn_index": dep["id"],
+                "session_hash": self.session_hash,
+                "event_data": None,
+                "trigger_id": trigger,
+            },
+        )
         assert response.status_code == 200, response.text
         self.bodies.append(response.text)
 
@@ -115,8 +130,9 @@ def _inputs(session: RawSession, api_name: str, **values: Any) -> list[Any]:
     """A call's input values: given ones by elem_id, the rest as the page first showed them (State has none:
     a browser never holds or sends State values)."""
     props = {c["id"]: c.get("props", {}) for c in session.config["components"]}
-    return [values.get(props[i].get("elem_id") or "", props[i].get("value"))
-            for i in session.dependency(api_name)["inputs"]]
+    return [
+        values.get(props[i].get("elem_id") or "", props[i].get("value")) for i in session.dependency(api_name)["inputs"]
+    ]
 
 
 def _votes(db: str, annotator: str) -> int:
@@ -187,11 +203,15 @@ def test_submit_without_scores_or_vote_is_refused(blind_server):
     s.call("blind_next", _inputs(s, "blind_next", **{"blind-round": ROUND}))
     out = json.dumps(s.call("blind_submit", _inputs(s, "blind_submit", **{"blind-vote": "tie"})), ensure_ascii=False)
     assert "점수를 모두" in out and _votes(db, "choi") == 0
-    out = json.dumps(s.call("blind_submit", _inputs(s, "blind_submit", **{"blind-score-0": 3, "blind-score-1": 3})),
-                     ensure_ascii=False)
+    out = json.dumps(
+        s.call("blind_submit", _inputs(s, "blind_submit", **{"blind-score-0": 3, "blind-score-1": 3})),
+        ensure_ascii=False,
+    )
     assert "골라 주세요" in out and _votes(db, "choi") == 0
-    out = json.dumps(s.call("blind_skip", _inputs(s, "blind_skip", **{"blind-round": ROUND, "blind-skip-reason": "모름"})),
-                     ensure_ascii=False)
+    out = json.dumps(
+        s.call("blind_skip", _inputs(s, "blind_skip", **{"blind-round": ROUND, "blind-skip-reason": "모름"})),
+        ensure_ascii=False,
+    )
     assert "건너뛰었습니다" in out and not any(name in out for name in SECRET)
     with Store.open(db) as store:
         assert list(store.skips_frame()["reason"]) == ["모름"]
@@ -202,8 +222,9 @@ def test_researcher_sees_status_and_downloads_csv(blind_server):
     s = RawSession(url, "박사")
     loaded = json.dumps(s.call("rounds_load", []), ensure_ascii=False)
     assert ROUND in loaded and "choi" in loaded  # the panel is filled in for researchers only
-    status = json.dumps(s.call("rounds_status", _inputs(s, "rounds_status", **{"rounds-pick": ROUND})),
-                        ensure_ascii=False)
+    status = json.dumps(
+        s.call("rounds_status", _inputs(s, "rounds_status", **{"rounds-pick": ROUND})), ensure_ascii=False
+    )
     assert all(name in status for name in SECRET)
     exported = s.call("rounds_export_csv", _inputs(s, "rounds_export_csv", **{"rounds-pick": ROUND}))
     file_value = next(v for v in exported if isinstance(v, dict) and v.get("value", {}).get("path"))
@@ -220,22 +241,37 @@ def test_researcher_creates_starts_and_pregenerates_in_the_ui(blind_server):
     url, db, _ = blind_server
     s = RawSession(url, "박사")
     s.call("rounds_load", [])
-    fields = {"round-name": "ui-round", "round-eval-sets": ["emotion"], "round-models": ["polyglot-tiny", "llama-tiny"],
-              "round-annotators": ["lee"], "round-judgements": 2, "round-seed": 4, "round-max-tokens": 4,
-              "round-dialogs": "emotion-exam-*"}
+    fields = {
+        "round-name": "ui-round",
+        "round-eval-sets": ["emotion"],
+        "round-models": ["polyglot-tiny", "llama-tiny"],
+        "round-annotators": ["lee"],
+        "round-judgements": 2,
+        "round-seed": 4,
+        "round-max-tokens": 4,
+        "round-dialogs": "emotion-exam-*",
+    }
     created = json.dumps(s.call("rounds_create", _inputs(s, "rounds_create", **fields)), ensure_ascii=False)
-    n_items = rounds.count_items(rounds.RoundConfig(eval_sets=["emotion"], dialogs=["emotion-exam-*"],
-                                                    models=["a", "b"], annotators=["lee"]), shipped_dialogs())
+    n_items = rounds.count_items(
+        rounds.RoundConfig(eval_sets=["emotion"], dialogs=["emotion-exam-*"], models=["a", "b"], annotators=["lee"]),
+        shipped_dialogs(),
+    )
     assert f"ui-round을(를) 만들었습니다 (항목 {n_items}개)" in created, created
-    bad = json.dumps(s.call("rounds_create", _inputs(s, "rounds_create", **{**fields, "round-name": "x",
-                                                                              "round-models": ["llama-tiny"]})),
-                     ensure_ascii=False)
+    bad = json.dumps(
+        s.call(
+            "rounds_create",
+            _inputs(s, "rounds_create", **{**fields, "round-name": "x", "round-models": ["llama-tiny"]}),
+        ),
+        ensure_ascii=False,
+    )
     assert "⚠️" in bad and "모델을 2개 이상 고르세요" in bad
-    started = json.dumps(s.call("rounds_start", _inputs(s, "rounds_start", **{"rounds-pick": "ui-round"})),
-                         ensure_ascii=False)
+    started = json.dumps(
+        s.call("rounds_start", _inputs(s, "rounds_start", **{"rounds-pick": "ui-round"})), ensure_ascii=False
+    )
     assert "시작" in started
-    done = json.dumps(s.call("rounds_pregen", _inputs(s, "rounds_pregen", **{"rounds-pick": "ui-round"})),
-                      ensure_ascii=False)
+    done = json.dumps(
+        s.call("rounds_pregen", _inputs(s, "rounds_pregen", **{"rounds-pick": "ui-round"})), ensure_ascii=False
+    )
     assert f"필요한 답변 {2 * n_items}개 · 이미 저장됨 0개 · 새로 생성 {2 * n_items}개 · 실패 0개" in done, done
     with Store.open(db) as store:
         found = store.get_round("ui-round")

@@ -36,8 +36,16 @@ def served_round(tiny_models, tmp_path_factory):
         for name in (JUDGE, OTHER):
             store.add_annotator(name, "pw-1234")
         store.add_annotator(RESEARCHER, "pw-1234", role="researcher")
-        rid, _ = make_round(store, registry, ROUND, models=list(MODELS), annotators=[JUDGE],
-                            eval_sets=["emotion"], dialogs=["emotion-exam-*"], judgements=1)
+        rid, _ = make_round(
+            store,
+            registry,
+            ROUND,
+            models=list(MODELS),
+            annotators=[JUDGE],
+            eval_sets=["emotion"],
+            dialogs=["emotion-exam-*"],
+            judgements=1,
+        )
 
         async def generate() -> pregen.Report:
             try:
@@ -53,8 +61,11 @@ def served_round(tiny_models, tmp_path_factory):
 
 
 def _event(s: RawSession, elem_id: str | None, event: str) -> dict[str, Any]:
-    return next(d for d in s.config["dependencies"]
-                if any(s_elem(s, t[0]) == elem_id and t[1] == event for t in d.get("targets", [])))
+    return next(
+        d
+        for d in s.config["dependencies"]
+        if any(s_elem(s, t[0]) == elem_id and t[1] == event for t in d.get("targets", []))
+    )
 
 
 def _fire(s: RawSession, dep: dict[str, Any], **given: Any) -> list[Any]:
@@ -73,8 +84,11 @@ def _replay(s: RawSession, item: Any, models: list[str]) -> None:
     # The models are picked throughout, as on the page: each step opens a turn and lets them answer it.
     _fire(s, _event(s, "replay-eval-set", "input"), **{"replay-eval-set": item.eval_set, "replay-models": models})
     _fire(s, _event(s, "replay-dialog", "input"), **{"replay-dialog": item.dialog_id, "replay-models": models})
-    _fire(s, _event(s, "replay-turn", "input"), **{"replay-dialog": item.dialog_id, "replay-turn": item.turn_index,
-                                                   "replay-models": models})
+    _fire(
+        s,
+        _event(s, "replay-turn", "input"),
+        **{"replay-dialog": item.dialog_id, "replay-turn": item.turn_index, "replay-models": models},
+    )
 
 
 def _live(s: RawSession, models: list[str], text: str) -> list[Any]:
@@ -131,7 +145,7 @@ def test_the_rounds_judge_cannot_replay_or_chat_with_the_rounds_models(served_ro
     seen = re.sub(r"Value: [^\n]*? is not in the list of choices: \[\]", "", s.seen())
     assert "is not in the list of choices" in s.seen()
     assert not any(a in seen for a in answers)
-    leaks = [seen[max(0, seen.find(m) - 300):seen.find(m) + 100] for m in MODELS if m in seen]
+    leaks = [seen[max(0, seen.find(m) - 300) : seen.find(m) + 100] for m in MODELS if m in seen]
     assert not leaks, f"a round model's name reached its judge: {leaks}"
 
 
@@ -152,7 +166,7 @@ def test_nothing_the_judge_can_call_names_the_rounds_models(served_round) -> Non
         rest = seen.replace(url.rstrip("/"), "")
         for needle in ("tiny-test", "models/", "adapters/", "http://127.0.0.1"):
             at = rest.find(needle)
-            assert at < 0, f"{needle!r} (infrastructure) reached an annotator: {rest[max(0, at - 300):at + 100]}"
+            assert at < 0, f"{needle!r} (infrastructure) reached an annotator: {rest[max(0, at - 300) : at + 100]}"
 
 
 def test_other_accounts_still_see_and_use_the_models(served_round) -> None:

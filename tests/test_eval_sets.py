@@ -18,7 +18,9 @@ from arena.seeds.common import SeedFormatError
 ROOT = Path(__file__).resolve().parent.parent
 EVAL_DIR = ROOT / "eval_sets"
 SEEDS = ROOT.parent / "shared" / "seeds"
-needs_seeds = pytest.mark.skipif(not SEEDS.is_dir(), reason="the seed documents (../shared/seeds) are not beside the repo")
+needs_seeds = pytest.mark.skipif(
+    not SEEDS.is_dir(), reason="the seed documents (../shared/seeds) are not beside the repo"
+)
 
 MINIMUM = {"selectstar_fashion": 5, "tool_calls": 7, "persona": 8, "dobae_qa": 21, "emotion": 2, "instructions": 5}
 
@@ -88,7 +90,11 @@ def test_model_answers_are_keyed_by_turn_index() -> None:
 def test_coat_dialog_calls_the_text_tool_then_gets_its_result(dialog_id: str) -> None:
     d = by_id("selectstar_fashion")[dialog_id]
     turns = d["turns"]
-    k = next(i for i, t in enumerate(turns) if t.get("tool_calls") and json.loads(t["tool_calls"][0]["function"]["arguments"]) == {"text_query": "코트"})
+    k = next(
+        i
+        for i, t in enumerate(turns)
+        if t.get("tool_calls") and json.loads(t["tool_calls"][0]["function"]["arguments"]) == {"text_query": "코트"}
+    )
     call = turns[k]["tool_calls"][0]
     assert call["function"]["name"] == "retrieve_fashion_text_knowledges_with_text_query"
     assert turns[k + 1]["role"] == "tool"
@@ -109,7 +115,10 @@ def test_gt_lines_replace_the_model_answer() -> None:
     one_epoch = by_id("selectstar_fashion")["fashion-v043-1ep-coat"]
     # There the model called a tool where the GT asks a question: the GT turn is text, the call is kept aside.
     assert one_epoch["turns"][9] == {"role": "assistant", "content": "원하시는 색상이 있으신가요?"}
-    assert one_epoch["meta"]["model_answers"]["9"]["Llama-8B-Instruct-v0.43-1ep"]["tool_calls"][0]["arguments"] == '{"text_query": "롱 코트"}'
+    assert (
+        one_epoch["meta"]["model_answers"]["9"]["Llama-8B-Instruct-v0.43-1ep"]["tool_calls"][0]["arguments"]
+        == '{"text_query": "롱 코트"}'
+    )
 
 
 def test_broken_markdown_answer_is_rejoined() -> None:
@@ -168,7 +177,9 @@ def test_kimjihye_persona_system_prompt_and_topic_change() -> None:
     dialogs = by_id("persona")
     for dialog_id in ("persona-kimjihye-chat-v058", "persona-kimjihye-v058", "persona-kimjihye-v059"):
         d = dialogs[dialog_id]
-        assert d["system"].startswith("너는 지금부터 다음에 주어지는 페르소나 역할에 충실하게 사용자하고 대화하도록 해.")
+        assert d["system"].startswith(
+            "너는 지금부터 다음에 주어지는 페르소나 역할에 충실하게 사용자하고 대화하도록 해."
+        )
         assert "김지혜 (38세)" in d["system"] and '"우리 같이 해결해보자" (문제 상황에서)' in d["system"]
         assert d["meta"]["open_final_turn"] and "세종대왕" in d["turns"][-1]["content"]
     v058 = dialogs["persona-kimjihye-v058"]["turns"]
@@ -245,21 +256,37 @@ def test_cli_seeds_convert_writes_the_sets(arena_main, tmp_path: Path, capsys: p
 
 
 def _dialog(**overrides: Any) -> str:
-    d: dict[str, Any] = {"id": "x1", "eval_set": "t", "turns": [{"role": "user", "content": "안녕"}, {"role": "assistant", "content": "안녕하세요"}]}
+    d: dict[str, Any] = {
+        "id": "x1",
+        "eval_set": "t",
+        "turns": [{"role": "user", "content": "안녕"}, {"role": "assistant", "content": "안녕하세요"}],
+    }
     d.update(overrides)
     return json.dumps(d, ensure_ascii=False)
 
 
 BAD_LINES = {
     "unknown_role": (_dialog(turns=[{"role": "bot", "content": "안녕"}]), "turns[0].role", "unknown role 'bot'"),
-    "empty_assistant": (_dialog(turns=[{"role": "user", "content": "안녕"}, {"role": "assistant"}]), "turns[1]", "needs content or tool_calls"),
+    "empty_assistant": (
+        _dialog(turns=[{"role": "user", "content": "안녕"}, {"role": "assistant"}]),
+        "turns[1]",
+        "needs content or tool_calls",
+    ),
     "tool_without_call": (
         _dialog(turns=[{"role": "user", "content": "안녕"}, {"role": "tool", "content": "[]"}]),
         "turns[1]",
         "tool message without a preceding assistant tool call",
     ),
     "arguments_not_json": (
-        _dialog(turns=[{"role": "user", "content": "코트"}, {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": "{text_query: 코트}"}}]}]),
+        _dialog(
+            turns=[
+                {"role": "user", "content": "코트"},
+                {
+                    "role": "assistant",
+                    "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": "{text_query: 코트}"}}],
+                },
+            ]
+        ),
         "turns[1].tool_calls[0].function.arguments",
         "arguments are not valid JSON",
     ),
@@ -267,7 +294,9 @@ BAD_LINES = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_LINES))
-def test_validate_names_file_line_and_field(case: str, arena_main, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_names_file_line_and_field(
+    case: str, arena_main, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     line, field, message = BAD_LINES[case]
     path = tmp_path / "bad.jsonl"
     path.write_text(_dialog(id="ok") + "\n" + line + "\n", encoding="utf-8")
@@ -277,7 +306,9 @@ def test_validate_names_file_line_and_field(case: str, arena_main, tmp_path: Pat
     assert f"{path}:1:" not in err
 
 
-def test_validate_reports_broken_json_at_its_column(arena_main, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_reports_broken_json_at_its_column(
+    arena_main, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     broken = _dialog(id="b")[:-2]  # cut before the closing brackets
     path = tmp_path / "broken.jsonl"
     path.write_text(_dialog(id="a") + "\n\n" + broken + "\n", encoding="utf-8")
@@ -288,7 +319,9 @@ def test_validate_reports_broken_json_at_its_column(arena_main, tmp_path: Path, 
     assert int(m.group(1)) == len(broken) + 1  # the end of that line, not "column 1" of a phantom next line
 
 
-def test_validate_reports_duplicate_ids_across_files(arena_main, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_reports_duplicate_ids_across_files(
+    arena_main, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     first.write_text(_dialog(id="same") + "\n", encoding="utf-8")
     second.write_text(_dialog(id="other") + "\n" + _dialog(id="same") + "\n", encoding="utf-8")

@@ -26,11 +26,23 @@ def voted_round(tmp_path):
         ids = {m.name: m.id for m in store.list_models()}
         for item in rounds.load_items(store, rid):
             for model in (item.model_a, item.model_b):
-                store.record_generation(model_id=ids[model], eval_set=item.eval_set, dialog_id=item.dialog_id,
-                                        turn_index=item.turn_index, round_id=rid, text=f"{model}: {TRICKY}")
+                store.record_generation(
+                    model_id=ids[model],
+                    eval_set=item.eval_set,
+                    dialog_id=item.dialog_id,
+                    turn_index=item.turn_index,
+                    round_id=rid,
+                    text=f"{model}: {TRICKY}",
+                )
         first = rounds.next_assignment(store, rid, "지혜")
-        rounds.submit_judgement(store, first, "지혜", "left", RatingInput(first.left_generation, 5, ["fluency"], "좋아요, 정말"),
-                                RatingInput(first.right_generation, 2))
+        rounds.submit_judgement(
+            store,
+            first,
+            "지혜",
+            "left",
+            RatingInput(first.left_generation, 5, ["fluency"], "좋아요, 정말"),
+            RatingInput(first.right_generation, 2),
+        )
         skipped = rounds.next_assignment(store, rid, "lee")
         rounds.skip_item(store, skipped, "lee", "판단하기 어려움")
         yield store, rid, first, skipped
@@ -49,7 +61,11 @@ def test_csv_round_trips_korean_with_a_bom(voted_round, tmp_path):
     vote = next(r for r in rows if r["kind"] == "vote")
     item = first.item
     assert vote["round"] == "주간 라운드/1" and vote["annotator"] == "지혜"
-    assert (vote["eval_set"], vote["dialog_id"], vote["turn_index"]) == (item.eval_set, item.dialog_id, str(item.turn_index))
+    assert (vote["eval_set"], vote["dialog_id"], vote["turn_index"]) == (
+        item.eval_set,
+        item.dialog_id,
+        str(item.turn_index),
+    )
     assert vote["left_model"] == item.left_model and vote["winner"] == item.left_model  # the left answer won
     assert vote["text_a"] == f"{item.model_a}: {TRICKY}" and vote["text_b"] == f"{item.model_b}: {TRICKY}"
     left_is_a = item.a_position == "left"

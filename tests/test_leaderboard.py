@@ -64,12 +64,26 @@ def populate(store: Store, dialogs: list[Dialog], *, seed: int = 0, r2: bool = T
         fields = {}
         if metrics:  # what the replay tab stores; round answers are stored without, so the adapter fills them
             m = score_step(d, t, text, calls or [])
-            fields = {"similarity": m.similarity, "tool_name_match": m.tool_name_match,
-                      "tool_args_match": m.tool_args_match}
+            fields = {
+                "similarity": m.similarity,
+                "tool_name_match": m.tool_name_match,
+                "tool_args_match": m.tool_args_match,
+            }
         return store.record_generation(
-            model_id=ids[model], eval_set=d.eval_set, dialog_id=d.id, turn_index=t, text=text, tool_calls=calls,
-            context=context, round_id=round_id, ttft_ms=1000.0 / SPEED[model], total_ms=1000.0 * tokens / SPEED[model],
-            tokens=tokens, tokens_per_s=SPEED[model], **fields)
+            model_id=ids[model],
+            eval_set=d.eval_set,
+            dialog_id=d.id,
+            turn_index=t,
+            text=text,
+            tool_calls=calls,
+            context=context,
+            round_id=round_id,
+            ttft_ms=1000.0 / SPEED[model],
+            total_ms=1000.0 * tokens / SPEED[model],
+            tokens=tokens,
+            tokens_per_s=SPEED[model],
+            **fields,
+        )
 
     for d, t in steps:
         for annotator in ("kim", "lee"):
@@ -79,8 +93,11 @@ def populate(store: Store, dialogs: list[Dialog], *, seed: int = 0, r2: bool = T
 
     def vote_round(name: str, pairs: list[tuple[str, str]], chosen: list[tuple[Dialog, int]], voters: int) -> int:
         # A whole round config, as `arena round create` stores it: the page's Rounds tab reads it back.
-        config = {"models": list(STRENGTH), "eval_sets": sorted({d.eval_set for d, _ in chosen}),
-                  "annotators": ["kim", "lee", "park"]}
+        config = {
+            "models": list(STRENGTH),
+            "eval_sets": sorted({d.eval_set for d, _ in chosen}),
+            "annotators": ["kim", "lee", "park"],
+        }
         round_id = store.create_round(name, config, seed=seed)
         store.start_round(round_id)
         gens = {(m, d.id, t): record(m, d, t, "", round_id) for d, t in chosen for m in {x for p in pairs for x in p}}
@@ -90,10 +107,15 @@ def populate(store: Store, dialogs: list[Dialog], *, seed: int = 0, r2: bool = T
                 for annotator in rng.choice(["kim", "lee", "park"], voters, replace=False):
                     u = rng.random()
                     choice = "tie" if u < 0.08 else "both_bad" if u < 0.12 else ("a" if rng.random() < p_a else "b")
-                    store.record_vote(round_id=round_id, item_key=f"{d.id}:{t}:{a}:{b}",
-                                      generation_a_id=gens[(a, d.id, t)], generation_b_id=gens[(b, d.id, t)],
-                                      a_position=str(rng.choice(["left", "right"])), annotator=str(annotator),
-                                      choice=choice)
+                    store.record_vote(
+                        round_id=round_id,
+                        item_key=f"{d.id}:{t}:{a}:{b}",
+                        generation_a_id=gens[(a, d.id, t)],
+                        generation_b_id=gens[(b, d.id, t)],
+                        a_position=str(rng.choice(["left", "right"])),
+                        annotator=str(annotator),
+                        choice=choice,
+                    )
         return round_id
 
     pairs = [("ko-strong", "ko-mid"), ("ko-weak", "ko-strong"), ("ko-mid", "ko-weak")]  # both sides get to be A
@@ -121,6 +143,7 @@ def run_cli(capsys: pytest.CaptureFixture[str], db: str, *argv: str) -> str:
 
 # ------------------------------------------------------------------------------------------------ adapters
 
+
 def test_vote_adapter_maps_choice_and_position(tmp_path: Path, dialogs: list[Dialog]) -> None:
     with Store.open(tmp_path / "v.db") as store:
         a, b = store.upsert_model("A", backend="local"), store.upsert_model("B", backend="local")
@@ -131,10 +154,20 @@ def test_vote_adapter_maps_choice_and_position(tmp_path: Path, dialogs: list[Dia
         ga = store.record_generation(model_id=a, eval_set=d.eval_set, dialog_id=d.id, turn_index=1, round_id=round_id)
         gb = store.record_generation(model_id=b, eval_set=d.eval_set, dialog_id=d.id, turn_index=1, round_id=round_id)
         # Generation A shown left and chosen; A shown right and B chosen; B-as-A shown left and tied.
-        for key, first, second, pos, choice in (("i1", ga, gb, "left", "a"), ("i2", ga, gb, "right", "b"),
-                                                ("i3", gb, ga, "left", "tie")):
-            store.record_vote(round_id=round_id, item_key=key, generation_a_id=first, generation_b_id=second,
-                              a_position=pos, annotator="kim", choice=choice)
+        for key, first, second, pos, choice in (
+            ("i1", ga, gb, "left", "a"),
+            ("i2", ga, gb, "right", "b"),
+            ("i3", gb, ga, "left", "tie"),
+        ):
+            store.record_vote(
+                round_id=round_id,
+                item_key=key,
+                generation_a_id=first,
+                generation_b_id=second,
+                a_position=pos,
+                annotator="kim",
+                choice=choice,
+            )
         votes = votes_input(store.votes_frame(), index_dialogs(dialogs))
     assert list(votes["item"]) == ["i1", "i2", "i3"]
     assert list(votes["model_a"]) == ["A", "A", "B"] and list(votes["model_b"]) == ["B", "B", "A"]
@@ -149,9 +182,17 @@ def test_vote_adapter_maps_choice_and_position(tmp_path: Path, dialogs: list[Dia
 
 
 def test_unknown_choice_is_refused() -> None:
-    frame = pd.DataFrame({"choice": ["a", "left"], "a_position": ["left", "left"], "model_a": ["x", "x"],
-                          "model_b": ["y", "y"], "item_key": ["1", "2"], "eval_set": ["s", "s"],
-                          "dialog_id": ["d", "d"]})
+    frame = pd.DataFrame(
+        {
+            "choice": ["a", "left"],
+            "a_position": ["left", "left"],
+            "model_a": ["x", "x"],
+            "model_b": ["y", "y"],
+            "item_key": ["1", "2"],
+            "eval_set": ["s", "s"],
+            "dialog_id": ["d", "d"],
+        }
+    )
     with pytest.raises(ValueError, match="left"):
         votes_input(frame, {})
 
@@ -182,8 +223,9 @@ def test_alpha_bootstrap_point_matches_agreement_module() -> None:
 
     rng = np.random.default_rng(3)
     truth = rng.integers(1, 6, 40)
-    frame = pd.DataFrame({"unit": np.repeat(np.arange(40), 3),
-                          "value": np.clip(np.repeat(truth, 3) + rng.integers(-1, 2, 120), 1, 5)})
+    frame = pd.DataFrame(
+        {"unit": np.repeat(np.arange(40), 3), "value": np.clip(np.repeat(truth, 3) + rng.integers(-1, 2, 120), 1, 5)}
+    )
     for metric in ("interval", "nominal"):
         alpha, lo, hi = alpha_bootstrap(frame, ["unit"], metric=metric, n_boot=200, seed=0)
         assert alpha == pytest.approx(krippendorff_alpha(frame, metric=metric), abs=1e-12)
@@ -192,11 +234,20 @@ def test_alpha_bootstrap_point_matches_agreement_module() -> None:
 
 # ------------------------------------------------------------------------------------------------- CLI
 
+
 def test_cli_markdown_has_every_table_with_cis(filled, capsys) -> None:
     db, _ = filled
     out = run_cli(capsys, db)
-    for title in ("Mean 1-5 score per model", "Pairwise (Bradley-Terry)", "Win rate", "Battles per model pair",
-                  "Position bias", "Annotators", "Inter-annotator agreement", "Automatic metrics"):
+    for title in (
+        "Mean 1-5 score per model",
+        "Pairwise (Bradley-Terry)",
+        "Win rate",
+        "Battles per model pair",
+        "Position bias",
+        "Annotators",
+        "Inter-annotator agreement",
+        "Automatic metrics",
+    ):
         assert f"## {title}" in out
     pairwise = out.split("## Pairwise")[1].split("##")[0]
     header = next(line for line in pairwise.splitlines() if line.startswith("| model"))
@@ -340,6 +391,7 @@ def test_empty_store(tmp_path: Path, dialogs: list[Dialog], capsys) -> None:
 
 # ---------------------------------------------------------------------------------------------------- UI
 
+
 def echo_search_backend():
     """A backend that searches for the user's last message: its recall must equal the baseline's."""
     from backends.base import Backend, Finish, ToolCall
@@ -350,15 +402,20 @@ def echo_search_backend():
         async def stream(self, messages, *, tools=None, options=None, cancel=None):  # type: ignore[override]
             query = next(m["content"] for m in reversed(messages) if m["role"] == "user")
             arguments = json.dumps({"text_query": query}, ensure_ascii=False)
-            yield Finish(finish_reason="tool_calls",
-                         tool_calls=[ToolCall(index=0, name=tools[0]["function"]["name"], arguments=arguments)])
+            yield Finish(
+                finish_reason="tool_calls",
+                tool_calls=[ToolCall(index=0, name=tools[0]["function"]["name"], arguments=arguments)],
+            )
 
     return EchoSearch("echo-search")
 
 
 def _handler(blocks, component, event: str, name: str | None = None):
-    return next(f for f in blocks.fns.values()
-                if (component._id, event) in f.targets and name in (None, getattr(f.fn, "__name__", None)))
+    return next(
+        f
+        for f in blocks.fns.values()
+        if (component._id, event) in f.targets and name in (None, getattr(f.fn, "__name__", None))
+    )
 
 
 def _by_id(components, elem_id: str):
@@ -398,8 +455,16 @@ def test_leaderboard_tab_builds_and_computes(with_data: bool, filled, tmp_path: 
             if not isinstance(value, dict):
                 component.postprocess(value)
         shown = {getattr(c, "elem_id", None): v for c, v in out.items()}
-        assert set(shown) >= {"lb-pairwise", "lb-scores", "lb-pairwise-plot", "lb-win-rate-plot", "lb-metric-plot",
-                              "lb-position-bias", "lb-agreement", "lb-status"}
+        assert set(shown) >= {
+            "lb-pairwise",
+            "lb-scores",
+            "lb-pairwise-plot",
+            "lb-win-rate-plot",
+            "lb-metric-plot",
+            "lb-position-bias",
+            "lb-agreement",
+            "lb-status",
+        }
         pairwise = shown["lb-pairwise"]
         if with_data:
             assert list(pairwise["model"]) == ["ko-strong", "ko-mid", "ko-weak"] and "95% CI" in pairwise.columns

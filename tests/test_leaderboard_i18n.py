@@ -48,8 +48,18 @@ def _no_data(fig: go.Figure) -> str | None:
 
 def test_korean_tables_carry_korean_headers(boards):
     views = leaderboard_views(boards, "ko")
-    assert list(views["pairwise"].columns) == ["모델", "BT 점수", "95% 신뢰구간", "순위", "대결 수", "승", "무승부", "패",
-                                               "승률", "온라인 Elo"]
+    assert list(views["pairwise"].columns) == [
+        "모델",
+        "BT 점수",
+        "95% 신뢰구간",
+        "순위",
+        "대결 수",
+        "승",
+        "무승부",
+        "패",
+        "승률",
+        "온라인 Elo",
+    ]
     for name, frame in views.items():
         if isinstance(frame, pd.DataFrame):
             headers = [str(c) for c in frame.columns if str(c) not in MODELS and not str(c).startswith("R@")]
@@ -61,8 +71,18 @@ def test_korean_tables_carry_korean_headers(boards):
 
 def test_english_tables_carry_english_headers(boards):
     views = leaderboard_views(boards, "en")
-    assert list(views["pairwise"].columns) == ["model", "rating", "95% CI", "rank", "battles", "wins", "ties", "losses",
-                                               "win rate", "online Elo"]
+    assert list(views["pairwise"].columns) == [
+        "model",
+        "rating",
+        "95% CI",
+        "rank",
+        "battles",
+        "wins",
+        "ties",
+        "losses",
+        "win rate",
+        "online Elo",
+    ]
     for name, frame in views.items():
         if isinstance(frame, pd.DataFrame):
             headers = {str(c) for c in frame.columns}
@@ -89,8 +109,13 @@ def test_empty_plots_say_no_data(tmp_path: Path, dialogs):  # noqa: F811
         empty = build_leaderboards(store, dialogs, n_boot=N_BOOT)
     for lang, words in (("ko", "데이터 없음"), ("en", "no data")):
         views = leaderboard_views(empty, lang)
-        for fig in (views["pairwise_plot"], views["scores_plot"], views["win_rate_plot"], views["battles_plot"],
-                    metric_figure(None, None, lang)):
+        for fig in (
+            views["pairwise_plot"],
+            views["scores_plot"],
+            views["win_rate_plot"],
+            views["battles_plot"],
+            metric_figure(None, None, lang),
+        ):
             assert _no_data(fig) == words, fig.layout
             assert fig.layout.xaxis.visible is False and fig.layout.yaxis.visible is False
 
@@ -100,8 +125,10 @@ def test_win_rate_colour_range_is_fixed_at_0_to_1(boards):
     for matrix in (near_tie, boards.win_rate):
         heat = plots.win_rate_heatmap(matrix, lang="ko").data[0]
         assert (heat.zmin, heat.zmax) == (0.0, 1.0) and heat.zauto is not True
-    assert (leaderboard_views(boards, "ko")["win_rate_plot"].data[0].zmin,
-            leaderboard_views(boards, "ko")["win_rate_plot"].data[0].zmax) == (0.0, 1.0)
+    assert (
+        leaderboard_views(boards, "ko")["win_rate_plot"].data[0].zmin,
+        leaderboard_views(boards, "ko")["win_rate_plot"].data[0].zmax,
+    ) == (0.0, 1.0)
 
 
 def test_recall_table_and_curve_in_the_page_language(tmp_path: Path):
@@ -149,8 +176,10 @@ def test_adapters_tab_says_status_and_load_failures_in_korean(tmp_path: Path):
         ko, en = adapter_table(infos, services, "ko"), adapter_table(infos, services, "en")
     assert list(ko["상태"]) == ["사용 가능", "학습 미완료 (--resume으로 이어서 학습)"]
     assert list(en["status"]) == ["ready", "unfinished (resume with --resume)"]
-    raw = AdapterError("loading /x/done over llama-tiny failed: NoMatchingPeftModuleError: Target modules "
-                       "{'q_proj'} not found in the base model")
+    raw = AdapterError(
+        "loading /x/done over llama-tiny failed: NoMatchingPeftModuleError: Target modules "
+        "{'q_proj'} not found in the base model"
+    )
     text = load_error("ko", "done", "llama-tiny", raw)
     lead, _, details = text.partition("<details>")
     assert "맞지 않습니다" in lead and "NoMatchingPeftModuleError" not in lead

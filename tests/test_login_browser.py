@@ -165,8 +165,10 @@ def test_a_page_on_another_local_port_cannot_act_as_the_logged_in_user(arena) ->
             expect(page.locator("#account-name")).to_have_text("로그인: 지혜", timeout=60_000)
 
             # A login form posted from that page (to log the victim into the attacker's account) is refused.
-            other.set_content(f'<form method="post" action="{url}/login"><input name="username" value="mallory">'
-                              f'<input name="password" value="{PW}"><button id="go">go</button></form>')
+            other.set_content(
+                f'<form method="post" action="{url}/login"><input name="username" value="mallory">'
+                f'<input name="password" value="{PW}"><button id="go">go</button></form>'
+            )
             other.click("#go")
             other.wait_for_load_state()
             assert "cross-origin request refused" in other.content()

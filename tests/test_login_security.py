@@ -51,8 +51,9 @@ def arena(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("login")
     db = str(tmp / "ratings.db")
     _accounts(db, "ann", "bob", "cho", "boss")
-    with ArenaProcess(server_models_yaml(tmp / "m.yaml", ["m-a", "m-b"]), db, tmp / "serve.log",
-                      extra=["--allow-origin", DASHBOARD]) as server:
+    with ArenaProcess(
+        server_models_yaml(tmp / "m.yaml", ["m-a", "m-b"]), db, tmp / "serve.log", extra=["--allow-origin", DASHBOARD]
+    ) as server:
         yield server, db
 
 
@@ -73,8 +74,9 @@ def until_refused(http: httpx.Client, path: str, deadline_s: float = 20) -> None
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([sys.executable, "-m", "arena.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "arena.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return done
 
@@ -136,26 +138,41 @@ def test_other_origins_can_neither_act_nor_read(arena) -> None:
     server, _ = arena
     http = login(server.url, "boss")
     port = server.port + 1 if server.port < 65535 else server.port - 1
-    foreign = [f"http://127.0.0.1:{port}", f"http://localhost:{port}", f"http://0.0.0.0:{port}", "null",
-               "https://evil.example", "http://127.0.0.1"]
+    foreign = [
+        f"http://127.0.0.1:{port}",
+        f"http://localhost:{port}",
+        f"http://0.0.0.0:{port}",
+        "null",
+        "https://evil.example",
+        "http://127.0.0.1",
+    ]
     join = {"data": [], "fn_index": 0, "session_hash": "x", "event_data": None, "trigger_id": None}
     for origin in foreign:
         h = {"Origin": origin}
-        assert httpx.post(server.url + "/login", data={"username": "boss", "password": PW}, headers=h).status_code == 403
+        assert (
+            httpx.post(server.url + "/login", data={"username": "boss", "password": PW}, headers=h).status_code == 403
+        )
         assert http.get("/gradio_api/token", headers=h).status_code == 403, origin
         assert http.post("/logout", headers=h).status_code == 403, origin
         assert http.post("/gradio_api/queue/join", json=join, headers=h).status_code == 403, origin
-        assert http.post("/gradio_api/cancel", json={"session_hash": "x", "fn_index": 0, "event_id": "e"},
-                         headers=h).status_code == 403
+        assert (
+            http.post(
+                "/gradio_api/cancel", json={"session_hash": "x", "fn_index": 0, "event_id": "e"}, headers=h
+            ).status_code
+            == 403
+        )
         assert http.post("/gradio_api/upload", files={"files": ("x.txt", b"x")}, headers=h).status_code == 403
-        assert http.post("/api/adapters", json={"path": "/tmp", "base": "m-a"}, auth=("boss", PW),
-                         headers=h).status_code == 403
+        assert (
+            http.post("/api/adapters", json={"path": "/tmp", "base": "m-a"}, auth=("boss", PW), headers=h).status_code
+            == 403
+        )
         # What a GET answers carries no CORS grant: the browser keeps it from the other page.
         for path in ("/config", "/en/config", "/gradio_api/info"):
             r = http.get(path, headers=h)
             assert not any(k.lower().startswith("access-control-allow") for k in r.headers), (origin, path, r.headers)
-        pre = httpx.options(server.url + "/gradio_api/queue/join",
-                            headers={**h, "Access-Control-Request-Method": "POST"})
+        pre = httpx.options(
+            server.url + "/gradio_api/queue/join", headers={**h, "Access-Control-Request-Method": "POST"}
+        )
         assert "access-control-allow-origin" not in pre.headers, origin
     # Fetch metadata alone (no Origin header: a GET from a page on another port) is refused as well.
     assert http.get("/gradio_api/token", headers={"Sec-Fetch-Site": "same-site"}).status_code == 403
@@ -170,8 +187,22 @@ def test_other_origins_can_neither_act_nor_read(arena) -> None:
 
 
 def test_serve_refuses_a_malformed_allow_origin(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "arena.cli", "serve", "--allow-origin", "dash.example.org/x",
-                           "--db", str(tmp_path / "r.db")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "arena.cli",
+            "serve",
+            "--allow-origin",
+            "dash.example.org/x",
+            "--db",
+            str(tmp_path / "r.db"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and "--allow-origin" in done.stderr and "expected an origin" in done.stderr
 
 
@@ -184,8 +215,12 @@ def idle_server(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("throttle")
     db = str(tmp / "ratings.db")
     _accounts(db, "ann", "bob", "cho", "boss", "dan")
-    with ArenaProcess(server_models_yaml(tmp / "m.yaml", ["m-a", "m-b"]), db, tmp / "serve.log",
-                      extra=["--session-idle-minutes", "0.1"]) as server:
+    with ArenaProcess(
+        server_models_yaml(tmp / "m.yaml", ["m-a", "m-b"]),
+        db,
+        tmp / "serve.log",
+        extra=["--session-idle-minutes", "0.1"],
+    ) as server:
         yield server, db
 
 

@@ -7,8 +7,19 @@ import sqlalchemy as sa
 from arena.store import Store, migrate
 from arena.store.models import Base
 
-EXPECTED_TABLES = {"annotators", "models", "rounds", "generations", "ratings", "votes", "round_items", "skips",
-                   "recall_queries", "sessions", "rating_revisions"}
+EXPECTED_TABLES = {
+    "annotators",
+    "models",
+    "rounds",
+    "generations",
+    "ratings",
+    "votes",
+    "round_items",
+    "skips",
+    "recall_queries",
+    "sessions",
+    "rating_revisions",
+}
 
 EXPECTED_UNIQUE = {
     "annotators": {("name",)},

@@ -124,8 +124,10 @@ def test_fast_search_matches_rank_bm25_on_zipf_titles(k: int) -> None:
     ours = BM25Index.build(corpus)
     assert len(ours.heads.docs) > 20  # many terms are frequent enough to have a head
     rng = np.random.default_rng(4)
-    queries = [[corpus[rng.integers(len(corpus))][0]] + [f"w{i}" for i in rng.zipf(1.3, size=rng.integers(0, 3)) if i < 3000]
-               for _ in range(600)]
+    queries = [
+        [corpus[rng.integers(len(corpus))][0]] + [f"w{i}" for i in rng.zipf(1.3, size=rng.integers(0, 3)) if i < 3000]
+        for _ in range(600)
+    ]
     for query, got in zip(queries, ours.search_many(queries, k)):
         expected_scores = reference.get_scores(query)
         expected = _reference_top(expected_scores, k)
@@ -222,7 +224,9 @@ def test_extract_query_statuses() -> None:
     assert extract_query([call(TOOL_NAME, '{"text_query": ')], tools).status == "malformed"
     assert extract_query([call(TOOL_NAME, '{"text_query": ""}')], tools).status == "malformed"
     assert extract_query([call(TOOL_NAME, '{"query": "코트"}')], tools).status == "malformed"
-    got = extract_query([call("other", "{}"), call(TOOL_NAME, {"text_query": " 코트 "}), call(TOOL_NAME, '{"text_query": "x"}')], tools)
+    got = extract_query(
+        [call("other", "{}"), call(TOOL_NAME, {"text_query": " 코트 "}), call(TOOL_NAME, '{"text_query": "x"}')], tools
+    )
     assert got == QueryResult("코트")
     openai_shape = [{"type": "function", "function": {"name": TOOL_NAME, "arguments": '{"text_query": "크룩스 용도"}'}}]
     assert extract_query(openai_shape, tools).query == "크룩스 용도"
@@ -314,8 +318,10 @@ def test_cli_prints_recall_table(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert str(SHIPPED_INDEX) in captured.err
     assert [s["system"] for s in json.loads(captured.out)["systems"]] == ["reference query + BM25"]
     lone = tmp_path / "lone.jsonl"
-    lone.write_text(SHIPPED_SET.read_text(encoding="utf-8").splitlines()[0].replace('"index"', '"not_index"') + "\n",
-                    encoding="utf-8")
+    lone.write_text(
+        SHIPPED_SET.read_text(encoding="utf-8").splitlines()[0].replace('"index"', '"not_index"') + "\n",
+        encoding="utf-8",
+    )
     assert _run_cli(["--set", str(lone), "--cache-dir", str(tmp_path / "bm25")]) == 2
     assert "--index" in capsys.readouterr().err
 
@@ -377,7 +383,9 @@ def test_backend_adapter_collects_tool_calls() -> None:
     assert [r.query for r in got.values()] == ["크록스 국가"] * 2
     assert ok.seen[0][0]["role"] == "system" and ok.seen[0][-1] == items[0].turns[-1].to_message()
 
-    text_only = asyncio.run(generate_queries(items, backend_generate(Scripted(Finish(finish_reason="stop", text="코트는...")))))
+    text_only = asyncio.run(
+        generate_queries(items, backend_generate(Scripted(Finish(finish_reason="stop", text="코트는..."))))
+    )
     failed = asyncio.run(generate_queries(items, backend_generate(Scripted(Error(code="timeout", message="slow")))))
     assert {r.status for r in text_only.values()} == {"no_call"}
     assert {r.status for r in failed.values()} == {"error"} and "timeout" in failed[items[0].id].detail

@@ -35,8 +35,14 @@ def _rows(out: str) -> dict[str, list[str]]:
 def _stored(db: Path) -> list[tuple]:
     """(item_id, prompt_hash, status, created_at) of every recall_queries row."""
     with Store.open(db) as store, store.engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(sa.text(
-            "SELECT item_id, prompt_hash, status, created_at FROM recall_queries ORDER BY item_id, prompt_hash"))]
+        return [
+            tuple(r)
+            for r in conn.execute(
+                sa.text(
+                    "SELECT item_id, prompt_hash, status, created_at FROM recall_queries ORDER BY item_id, prompt_hash"
+                )
+            )
+        ]
 
 
 def _small_set(tmp_path: Path, n: int = 4) -> Path:
@@ -49,8 +55,15 @@ def test_must_show_command_prints_both_rows(tiny_models, tmp_path: Path, monkeyp
     models = write_models_yaml(tmp_path / "models.yaml", tiny_models)
     db = tmp_path / "ratings.db"
     monkeypatch.chdir(ROOT)  # the command as the issue spells it, relative path included
-    argv = ["recall", "--eval-set", "eval_sets/fashion_retrieval.jsonl", "--models", "llama-tiny",
-            "--baseline", "last-utterance"]
+    argv = [
+        "recall",
+        "--eval-set",
+        "eval_sets/fashion_retrieval.jsonl",
+        "--models",
+        "llama-tiny",
+        "--baseline",
+        "last-utterance",
+    ]
     assert main([*argv, "--config", str(models), "--db", str(db), "--cache-dir", str(tmp_path / "bm25")]) == 0
     captured = capsys.readouterr()
     rows = _rows(captured.out)
@@ -66,8 +79,21 @@ def test_must_show_command_prints_both_rows(tiny_models, tmp_path: Path, monkeyp
 
 def test_store_cache_reuse_and_invalidation(tiny_models, tmp_path: Path, capsys) -> None:
     items, db = _small_set(tmp_path), tmp_path / "ratings.db"
-    base = ["recall", "--set", str(items), "--index", str(SHIPPED_INDEX), "--cache-dir", str(tmp_path / "bm25"),
-            "--models", "llama-tiny", "--db", str(db), "--bootstrap", "0"]
+    base = [
+        "recall",
+        "--set",
+        str(items),
+        "--index",
+        str(SHIPPED_INDEX),
+        "--cache-dir",
+        str(tmp_path / "bm25"),
+        "--models",
+        "llama-tiny",
+        "--db",
+        str(db),
+        "--bootstrap",
+        "0",
+    ]
     models = write_models_yaml(tmp_path / "models.yaml", tiny_models, max_tokens=8)
     assert main([*base, "--config", str(models)]) == 0
     first = _stored(db)
@@ -93,12 +119,28 @@ def _closed_port() -> int:
 
 def test_failing_model_counts_errors_and_does_not_crash(tmp_path: Path, capsys) -> None:
     models = tmp_path / "models.yaml"
-    models.write_text("models:\n"
-                      f"  - {{name: down, kind: openai, base_url: 'http://127.0.0.1:{_closed_port()}/v1'}}\n",
-                      encoding="utf-8")
+    models.write_text(
+        f"models:\n  - {{name: down, kind: openai, base_url: 'http://127.0.0.1:{_closed_port()}/v1'}}\n",
+        encoding="utf-8",
+    )
     db = tmp_path / "ratings.db"
-    argv = ["recall", "--set", str(_small_set(tmp_path)), "--index", str(SHIPPED_INDEX), "--models", "down",
-            "--config", str(models), "--db", str(db), "--cache-dir", str(tmp_path / "bm25"), "--format", "json"]
+    argv = [
+        "recall",
+        "--set",
+        str(_small_set(tmp_path)),
+        "--index",
+        str(SHIPPED_INDEX),
+        "--models",
+        "down",
+        "--config",
+        str(models),
+        "--db",
+        str(db),
+        "--cache-dir",
+        str(tmp_path / "bm25"),
+        "--format",
+        "json",
+    ]
     assert main(argv) == 0
     captured = capsys.readouterr()
     systems = {s["system"]: s for s in json.loads(captured.out)["systems"]}
@@ -132,8 +174,12 @@ def test_failed_rows_are_retried_and_replaced(tmp_path: Path) -> None:
                 yield Error(code="connection", message="refused")
                 return
             query = next(m["content"] for m in reversed(messages) if m["role"] == "user")
-            yield Finish(finish_reason="tool_calls", tool_calls=[ToolCall(
-                index=0, name=tools[0]["function"]["name"], arguments=json.dumps({"text_query": query}))])
+            yield Finish(
+                finish_reason="tool_calls",
+                tool_calls=[
+                    ToolCall(index=0, name=tools[0]["function"]["name"], arguments=json.dumps({"text_query": query}))
+                ],
+            )
 
     backend = Flaky()
     registry = Registry([ModelSpec(name="flaky", kind="openai", base_url="http://127.0.0.1:9/v1")], {"flaky": backend})
@@ -154,9 +200,17 @@ def test_failed_rows_are_retried_and_replaced(tmp_path: Path) -> None:
         # A late failure never overwrites a stored answer (two runs racing).
         (item_id, prompt), _ = next(iter(rows.items()))
         model_id = store.get_model("flaky").id
-        store.save_recall_query(model_id=model_id, eval_set=items[0].eval_set, item_id=item_id, prompt_hash=prompt,
-                                query=None, status="error", error="late")
+        store.save_recall_query(
+            model_id=model_id,
+            eval_set=items[0].eval_set,
+            item_id=item_id,
+            prompt_hash=prompt,
+            query=None,
+            status="error",
+            error="late",
+        )
         assert store.get_recall_queries(model_id, items[0].eval_set)[(item_id, prompt)].status == "ok"
         with pytest.raises(ValueError):
-            store.save_recall_query(model_id=model_id, eval_set="x", item_id="y", prompt_hash="z", query=None,
-                                    status="nonsense")
+            store.save_recall_query(
+                model_id=model_id, eval_set="x", item_id="y", prompt_hash="z", query=None, status="nonsense"
+            )

@@ -59,7 +59,8 @@ async def test_local_entries_share_one_base_and_stream(tiny_models, tmp_path):
 
     llama_dir = tiny_models["llama-tiny"]
     get_peft_model(
-        AutoModelForCausalLM.from_pretrained(llama_dir), LoraConfig(r=4, target_modules=["q_proj"], init_lora_weights=False)
+        AutoModelForCausalLM.from_pretrained(llama_dir),
+        LoraConfig(r=4, target_modules=["q_proj"], init_lora_weights=False),
     ).save_pretrained(tmp_path / "adapters" / "v1")
     config = write(
         tmp_path,
@@ -95,11 +96,17 @@ async def test_local_entries_share_one_base_and_stream(tiny_models, tmp_path):
 @pytest.mark.parametrize(
     ("yaml_text", "message"),
     [
-        ("models:\n  - {name: a, kind: local, path: x, colour: red}\n", "models[0] (a): colour: Extra inputs are not permitted"),
+        (
+            "models:\n  - {name: a, kind: local, path: x, colour: red}\n",
+            "models[0] (a): colour: Extra inputs are not permitted",
+        ),
         ("models:\n  - {name: a, kind: local}\n", "models[0] (a): kind local needs `path`"),
         ("models:\n  - {name: a, kind: openai}\n", "kind openai needs `base_url`"),
         ("models:\n  - {name: a, kind: openai, base_url: 'http://h', adapter: /x}\n", "needs kind vllm"),
-        ("models:\n  - {name: a, kind: tgi, base_url: 'http://h'}\n", "models[0] (a): kind: Input should be 'local', 'openai' or 'vllm'"),
+        (
+            "models:\n  - {name: a, kind: tgi, base_url: 'http://h'}\n",
+            "models[0] (a): kind: Input should be 'local', 'openai' or 'vllm'",
+        ),
         ("models:\n  - {name: a, kind: local, path: x, options: {temperature: 5}}\n", "options.temperature"),
         ("models:\n  - {name: a, kind: local, path: x, options: {top_k: 5}}\n", "options.top_k: Extra inputs"),
         ("models:\n  - {name: a, kind: local, path: x}\n  - {name: a, kind: local, path: y}\n", "'a' appears twice"),

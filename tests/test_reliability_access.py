@@ -45,8 +45,15 @@ def app(tmp_path_factory: pytest.TempPathFactory):
                 store.add_annotator(name, PW)
             store.add_annotator(RESEARCHER, PW, role="researcher")
             round_models = registry_of(server_models_yaml(tmp / "round.yaml", list(SECRET), model.base_url))
-            rid, _ = make_round(store, round_models, ROUND, models=list(SECRET), annotators=list(ANNOTATORS),
-                                eval_sets=["emotion"], judgements=2)
+            rid, _ = make_round(
+                store,
+                round_models,
+                ROUND,
+                models=list(SECRET),
+                annotators=list(ANNOTATORS),
+                eval_sets=["emotion"],
+                judgements=2,
+            )
             store_answers(store, rid)
         with ArenaProcess(served, db, tmp / "serve.log") as server:
             yield server, db
@@ -71,8 +78,15 @@ def _is_denied(r: CallResult) -> bool:
 def test_requests_without_a_login_get_nothing(app) -> None:
     server, _ = app
     http = httpx.Client(base_url=server.url, timeout=30)
-    for path in ("/config", "/en/config", "/gradio_api/info", "/gradio_api/openapi.json", "/en/gradio_api/info",
-                 "/gradio_api/queue/data?session_hash=x", "/gradio_api/file=/etc/passwd"):
+    for path in (
+        "/config",
+        "/en/config",
+        "/gradio_api/info",
+        "/gradio_api/openapi.json",
+        "/en/gradio_api/info",
+        "/gradio_api/queue/data?session_hash=x",
+        "/gradio_api/file=/etc/passwd",
+    ):
         assert http.get(path).status_code == 401, path
     join = {"data": [], "fn_index": 0, "session_hash": "nobody", "event_data": None, "trigger_id": None}
     for path in ("/gradio_api/queue/join", "/en/gradio_api/queue/join"):
@@ -91,14 +105,25 @@ def test_requests_without_a_login_get_nothing(app) -> None:
 
 # (api_name or (elem_id, event), values an attacker would send): every researcher action of the UI.
 RESEARCHER_EVENTS: list[tuple[Any, dict[str, Any]]] = [
-    ("rounds_create", {"round_name": "침입", "round_eval_sets": ["emotion"], "round_models": ["m-a", "m-b"],
-                       "round_annotators": ["ann1"]}),
-    ("rounds_start", {"rounds_pick": ROUND}), ("rounds_close", {"rounds_pick": ROUND}),
-    ("rounds_pregen", {"rounds_pick": ROUND}), ("rounds_status", {"rounds_pick": ROUND}),
-    ("rounds_export_csv", {"rounds_pick": ROUND}), ("rounds_export_jsonl", {"rounds_pick": ROUND}),
+    (
+        "rounds_create",
+        {
+            "round_name": "침입",
+            "round_eval_sets": ["emotion"],
+            "round_models": ["m-a", "m-b"],
+            "round_annotators": ["ann1"],
+        },
+    ),
+    ("rounds_start", {"rounds_pick": ROUND}),
+    ("rounds_close", {"rounds_pick": ROUND}),
+    ("rounds_pregen", {"rounds_pick": ROUND}),
+    ("rounds_status", {"rounds_pick": ROUND}),
+    ("rounds_export_csv", {"rounds_pick": ROUND}),
+    ("rounds_export_jsonl", {"rounds_pick": ROUND}),
     (("adapters-load", "click"), {"adapters_pick": "/tmp", "adapters_base": "m-a"}),
     (("adapters-refresh", "click"), {"adapters_dir": "/"}),
-    (("lb-refresh", "click"), {}), (("lb-recall-run", "click"), {"lb_recall_models": ["m-a"]}),
+    (("lb-refresh", "click"), {}),
+    (("lb-recall-run", "click"), {"lb_recall_models": ["m-a"]}),
 ]
 
 
@@ -175,26 +200,55 @@ async def test_a_rating_is_always_in_the_name_of_the_logged_in_user(app) -> None
         # No input names anyone: the turn on screen (checked against the session's), the session state
         # (never sent by a client), then scores, criteria, comments.
         assert ids[:4] == ["replay-dialog", "replay-turn", "replay-models", None] and all(
-            x.startswith(("replay-score-", "replay-criteria-", "replay-comment-")) for x in ids[4:]), ids
+            x.startswith(("replay-score-", "replay-criteria-", "replay-comment-")) for x in ids[4:]
+        ), ids
         # The attacker knows the victim's session and names the victim every way the request allows.
         attacker.session_hash = victim.session_hash
-        data = attacker.inputs(submit, replay_dialog=shown[0], replay_turn=shown[1], replay_models=["m-a", "m-b"],
-                               replay_score_0=1, replay_score_1=1, replay_comment_0="위조", replay_comment_1="위조")
-        joined = await attacker.http.post("/gradio_api/queue/join", json={
-            "data": data, "fn_index": submit["id"], "session_hash": victim.session_hash, "trigger_id": None,
-            "event_data": {"username": "ann2"}, "username": "ann2"}, headers={"X-Forwarded-User": "ann2"})
+        data = attacker.inputs(
+            submit,
+            replay_dialog=shown[0],
+            replay_turn=shown[1],
+            replay_models=["m-a", "m-b"],
+            replay_score_0=1,
+            replay_score_1=1,
+            replay_comment_0="위조",
+            replay_comment_1="위조",
+        )
+        joined = await attacker.http.post(
+            "/gradio_api/queue/join",
+            json={
+                "data": data,
+                "fn_index": submit["id"],
+                "session_hash": victim.session_hash,
+                "trigger_id": None,
+                "event_data": {"username": "ann2"},
+                "username": "ann2",
+            },
+            headers={"X-Forwarded-User": "ann2"},
+        )
         assert joined.status_code == 200
-        async with attacker.http.stream("GET", "/gradio_api/queue/data",
-                                        params={"session_hash": victim.session_hash}) as r:
+        async with attacker.http.stream(
+            "GET", "/gradio_api/queue/data", params={"session_hash": victim.session_hash}
+        ) as r:
             async for line in r.aiter_lines():
                 if '"close_stream"' in line:
                     break
         assert [r for r in _ratings(db) if r[1] == "위조"] == [("ann1", "위조")] * 2  # the attacker's own name
         assert not [r for r in _ratings(db) if r[0] == "ann2"]
         dialog, turn = await _open_replay_turn(victim)
-        mine = await victim.call(submit, victim.inputs(submit, replay_dialog=dialog, replay_turn=turn,
-                                                       replay_models=["m-a", "m-b"], replay_score_0=4, replay_score_1=5,
-                                                       replay_comment_0="내 평가", replay_comment_1="내 평가"))
+        mine = await victim.call(
+            submit,
+            victim.inputs(
+                submit,
+                replay_dialog=dialog,
+                replay_turn=turn,
+                replay_models=["m-a", "m-b"],
+                replay_score_0=4,
+                replay_score_1=5,
+                replay_comment_0="내 평가",
+                replay_comment_1="내 평가",
+            ),
+        )
         assert mine.ok and "✅" in mine.text()
     assert [r for r in _ratings(db) if r[0] == "ann2"] == [("ann2", "내 평가"), ("ann2", "내 평가")]
 
@@ -222,11 +276,15 @@ async def test_an_oversized_request_is_refused_before_it_is_read_or_stored(app) 
         dialog, turn = await _open_replay_turn(s)
         submit = s.dependency(target=("replay-submit", "click"))
         shown = {"replay_dialog": dialog, "replay_turn": turn, "replay_models": ["m-a", "m-b"]}
-        huge = await s.call(submit, s.inputs(submit, **shown, replay_score_0=3, replay_score_1=3, replay_comment_0="가" * 700_000))
+        huge = await s.call(
+            submit, s.inputs(submit, **shown, replay_score_0=3, replay_score_1=3, replay_comment_0="가" * 700_000)
+        )
         assert huge.http_status == 413 and not huge.ok
         upload = await s.http.post("/gradio_api/upload", files={"files": ("big.bin", b"x" * 2_000_000)})
         assert upload.status_code == 413
-        fine = await s.call(submit, s.inputs(submit, **shown, replay_score_0=3, replay_score_1=3, replay_comment_0="나" * 50_000))
+        fine = await s.call(
+            submit, s.inputs(submit, **shown, replay_score_0=3, replay_score_1=3, replay_comment_0="나" * 50_000)
+        )
         assert fine.ok and "✅" in fine.text()  # a long comment is still a comment
     comments = [c for _, c in _ratings(db)]
     assert "나" * 50_000 in comments and not any(c.startswith("가" * 1000) for c in comments)

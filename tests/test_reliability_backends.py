@@ -36,18 +36,26 @@ def app(tiny_models, tmp_path_factory: pytest.TempPathFactory):
         timeouts = f"timeouts: {{connect: 2, first_token: 6, read: {READ_TIMEOUT}}}"
         urls = {"refused": f"http://127.0.0.1:{free_port()}/v1", "stalled": stall.base_url, "garbage": garbage.base_url}
         config = tmp / "models.yaml"
-        config.write_text("models:\n"
-                          f"  - {{name: tiny, kind: local, path: '{tiny_models['llama-tiny']}',"
-                          " options: {max_tokens: 8, temperature: 0}}\n"
-                          + "".join(f"  - {{name: {n}, kind: openai, base_url: '{u}', {timeouts}}}\n"
-                                    for n, u in urls.items()), encoding="utf-8")
+        config.write_text(
+            "models:\n"
+            f"  - {{name: tiny, kind: local, path: '{tiny_models['llama-tiny']}',"
+            " options: {max_tokens: 8, temperature: 0}}\n"
+            + "".join(f"  - {{name: {n}, kind: openai, base_url: '{u}', {timeouts}}}\n" for n, u in urls.items()),
+            encoding="utf-8",
+        )
         db = str(tmp / "ratings.db")
         with Store.open(db) as store:
             for name in ("ann1", "ann2", "judge"):
                 store.add_annotator(name, PW)
             store.add_annotator("boss", PW, role="researcher")
-            make_round(store, registry_of(config), "고장-라운드", models=["tiny", "refused"], annotators=["judge"],
-                       eval_sets=["emotion"])
+            make_round(
+                store,
+                registry_of(config),
+                "고장-라운드",
+                models=["tiny", "refused"],
+                annotators=["judge"],
+                eval_sets=["emotion"],
+            )
         with ArenaProcess(config, db, tmp / "serve.log") as server:
             yield server, db
 
@@ -63,19 +71,22 @@ async def _session(url: str, user: str) -> GradioSession:
 async def _open_turn(s: GradioSession, models: list[str]) -> CallResult:
     """Open the first unrated emotion turn with ``models`` picked: they answer it side by side in the same
     event, as on the page (``s.shown`` is then the turn on screen, as the submit sends it)."""
-    assert (await s.call(s.dependency(target=("replay-eval-set", "input")), replay_eval_set="emotion",
-                         replay_models=models)).ok
+    assert (
+        await s.call(s.dependency(target=("replay-eval-set", "input")), replay_eval_set="emotion", replay_models=models)
+    ).ok
     nxt = await s.call(s.dependency(target=("replay-next", "click")), replay_models=models)
-    s.shown = {"replay_dialog": nxt.value("replay-dialog"), "replay_turn": nxt.value("replay-turn"),
-               "replay_models": models}
+    s.shown = {
+        "replay_dialog": nxt.value("replay-dialog"),
+        "replay_turn": nxt.value("replay-turn"),
+        "replay_models": models,
+    }
     return nxt
 
 
 def _answers_shown(s: GradioSession, result: CallResult) -> list[str]:
     """The last answer HTML each side showed while streaming."""
     outputs = s.dependency(target=("replay-next", "click"))["outputs"]
-    answer_ids = [next(i for i in outputs if s.elem_id(i) == f"replay-answer-{k}")
-                  for k in range(len(SIDES))]
+    answer_ids = [next(i for i in outputs if s.elem_id(i) == f"replay-answer-{k}") for k in range(len(SIDES))]
     shown = [""] * len(SIDES)
     for update in result.streamed:
         for k, component in enumerate(answer_ids):
@@ -90,8 +101,10 @@ def _replay_generations(db: str, annotator: str) -> dict[str, tuple[int, str, st
     with Store.open(db) as store:
         frame = store.generations_frame()
     mine = frame[frame["context"] == f"replay:{annotator}"]
-    return {row.model: (row.generation_id, row.text, row.error if isinstance(row.error, str) else None)
-            for row in mine.itertuples()}
+    return {
+        row.model: (row.generation_id, row.text, row.error if isinstance(row.error, str) else None)
+        for row in mine.itertuples()
+    }
 
 
 async def test_each_broken_side_fails_alone_with_a_clear_error_in_time(app) -> None:

@@ -61,8 +61,14 @@ class Worker:
             return False
         self.seq += 1
         comments = [f"{self.name} v{self.seq} {side}" for side in "LR"]
-        r = await s.call(s.dependency("blind_submit"), blind_vote="left", blind_score_0=4, blind_score_1=2,
-                         blind_comment_0=comments[0], blind_comment_1=comments[1])
+        r = await s.call(
+            s.dependency("blind_submit"),
+            blind_vote="left",
+            blind_score_0=4,
+            blind_score_1=2,
+            blind_comment_0=comments[0],
+            blind_comment_1=comments[1],
+        )
         return r.ok and self._acked("vote", comments, r.text())
 
     async def rate(self) -> bool:
@@ -70,8 +76,13 @@ class Worker:
         if self.replay_at is None:
             for eval_set in ("persona", "dobae_qa"):
                 # The models picked, as on the page: opening a turn lets them answer it in the same event.
-                if (await s.call(s.dependency(target=("replay-eval-set", "input")), replay_eval_set=eval_set,
-                                 replay_models=REPLAY_MODELS)).ok:
+                if (
+                    await s.call(
+                        s.dependency(target=("replay-eval-set", "input")),
+                        replay_eval_set=eval_set,
+                        replay_models=REPLAY_MODELS,
+                    )
+                ).ok:
                     r = await s.call(s.dependency(target=("replay-next", "click")), replay_models=REPLAY_MODELS)
                     if r.value("replay-dialog"):  # None: no unrated turn after the one shown
                         self.replay_at = (r.value("replay-dialog"), r.value("replay-turn"))
@@ -79,15 +90,26 @@ class Worker:
             else:
                 return False
         dialog, turn = self.replay_at
-        gen = await s.call(s.dependency(target=("replay-turn", "input")), replay_dialog=dialog, replay_turn=turn,
-                           replay_models=REPLAY_MODELS)
+        gen = await s.call(
+            s.dependency(target=("replay-turn", "input")),
+            replay_dialog=dialog,
+            replay_turn=turn,
+            replay_models=REPLAY_MODELS,
+        )
         if not gen.ok:
             return False
         self.seq += 1
         comments = [f"{self.name} r{self.seq} {side}" for side in "AB"]
-        r = await s.call(s.dependency(target=("replay-submit", "click")), replay_dialog=dialog, replay_turn=turn,
-                         replay_models=REPLAY_MODELS, replay_score_0=3, replay_score_1=5,
-                         replay_comment_0=comments[0], replay_comment_1=comments[1])
+        r = await s.call(
+            s.dependency(target=("replay-submit", "click")),
+            replay_dialog=dialog,
+            replay_turn=turn,
+            replay_models=REPLAY_MODELS,
+            replay_score_0=3,
+            replay_score_1=5,
+            replay_comment_0=comments[0],
+            replay_comment_1=comments[1],
+        )
         self.replay_at = (r.value("replay-dialog"), r.value("replay-turn")) if r.value("replay-dialog") else None
         return r.ok and self._acked("rating", comments, r.text())
 
@@ -107,7 +129,9 @@ class Worker:
 @pytest.fixture(params=DB_KINDS)
 def crash_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty store: a SQLite file, or a database on the throwaway PostgreSQL server."""
-    return f"sqlite:///{tmp_path / 'ratings.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_database")
+    return (
+        f"sqlite:///{tmp_path / 'ratings.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_database")
+    )
 
 
 def _check_store(db: str, acks: list[tuple[str, str, list[str]]]) -> Counter[str]:
@@ -136,8 +160,15 @@ async def test_kill_9_in_a_burst_of_submissions_loses_nothing_acknowledged(crash
         with Store.open(crash_db) as store:
             for name in NAMES:
                 store.add_annotator(name, PW)
-            rid, _ = make_round(store, registry_of(config), ROUND, models=["m-a", "m-b"], annotators=NAMES,
-                                eval_sets=["persona", "dobae_qa"], judgements=len(NAMES))
+            rid, _ = make_round(
+                store,
+                registry_of(config),
+                ROUND,
+                models=["m-a", "m-b"],
+                annotators=NAMES,
+                eval_sets=["persona", "dobae_qa"],
+                judgements=len(NAMES),
+            )
             store_answers(store, rid)
         acks: list[tuple[str, str, list[str]]] = []
         server = ArenaProcess(config, crash_db, tmp_path / "serve.log").start()
@@ -186,9 +217,13 @@ def _round_rows(db: str, round_id: int) -> list[tuple]:
     engine = sa.create_engine(db)
     try:
         with engine.connect() as conn:
-            return conn.execute(sa.text(
-                "SELECT id, eval_set, dialog_id, turn_index, model_id, created_at, error, text, total_ms, prompt_hash"
-                " FROM generations WHERE round_id = :r ORDER BY id"), {"r": round_id}).all()
+            return conn.execute(
+                sa.text(
+                    "SELECT id, eval_set, dialog_id, turn_index, model_id, created_at, error, text, total_ms, prompt_hash"
+                    " FROM generations WHERE round_id = :r ORDER BY id"
+                ),
+                {"r": round_id},
+            ).all()
     finally:
         engine.dispose()
 
@@ -196,9 +231,12 @@ def _round_rows(db: str, round_id: int) -> list[tuple]:
 def _cut_or_unfinished(rows: list[tuple]) -> list[str]:
     """Stored answers that are not what the fake model sent, complete: a text cut short, or a missing
     timing or prompt hash. A row with an error is a failed answer, stored as failed: not cut."""
-    return [f"row {r.id} ({r.dialog_id} turn {r.turn_index}, model {r.model_id}): text {r.text!r}, "
-            f"total_ms {r.total_ms}, prompt_hash {r.prompt_hash!r}"
-            for r in rows if r.error is None and (r.text != ANSWER or not r.total_ms or len(r.prompt_hash or "") != 64)]
+    return [
+        f"row {r.id} ({r.dialog_id} turn {r.turn_index}, model {r.model_id}): text {r.text!r}, "
+        f"total_ms {r.total_ms}, prompt_hash {r.prompt_hash!r}"
+        for r in rows
+        if r.error is None and (r.text != ANSWER or not r.total_ms or len(r.prompt_hash or "") != 64)
+    ]
 
 
 def _failed(rows: list[tuple]) -> list[str]:
@@ -211,14 +249,19 @@ async def test_kill_9_during_pregeneration_in_the_app_resumes_where_it_stopped(t
         # This test is about the kill, not about timeouts: on a loaded machine the usual 2 s connect and
         # 10 s first-token limits turned a slow answer into a failed one (a legitimate failure, but then
         # the resume generates it again and the counts below differ).
-        config.write_text(config.read_text(encoding="utf-8").replace(
-            "timeouts: {connect: 2, first_token: 10}", "timeouts: {connect: 30, first_token: 120}"), encoding="utf-8")
+        config.write_text(
+            config.read_text(encoding="utf-8").replace(
+                "timeouts: {connect: 2, first_token: 10}", "timeouts: {connect: 30, first_token: 120}"
+            ),
+            encoding="utf-8",
+        )
         db = f"sqlite:///{tmp_path / 'ratings.db'}"
         with Store.open(db) as store:
             store.add_annotator("kim", PW)
             store.add_annotator("boss", PW, role="researcher")
-            rid, _ = make_round(store, registry_of(config), ROUND, models=["m-a", "m-b"], annotators=["kim"],
-                                eval_sets=["dobae_qa"])
+            rid, _ = make_round(
+                store, registry_of(config), ROUND, models=["m-a", "m-b"], annotators=["kim"], eval_sets=["dobae_qa"]
+            )
             total = 2 * len(rounds.load_items(store, rid))  # two models: one pair, two answers per turn
         server = ArenaProcess(config, db, tmp_path / "serve.log").start()
         try:
@@ -248,8 +291,10 @@ async def test_kill_9_during_pregeneration_in_the_app_resumes_where_it_stopped(t
             assert (await boss.call(boss.dependency("rounds_load"), [])).ok
             done = await boss.call(boss.dependency("rounds_pregen"), rounds_pick=ROUND)
             # Failed answers of the first run (if any) are generated again, like the missing ones.
-            assert f"{total} answers needed: {len(complete)} already stored, {total - len(complete)} generated, " \
-                   f"0 failed" in done.text(), (done.output, failed)
+            assert (
+                f"{total} answers needed: {len(complete)} already stored, {total - len(complete)} generated, "
+                f"0 failed" in done.text()
+            ), (done.output, failed)
             kim = await _session(again.url, "kim")
             assert (await kim.call(kim.dependency("blind_rounds"), [])).ok
             assert await Worker(kim, "kim", acks := []).vote() and len(acks) == 1  # the round is open for judging

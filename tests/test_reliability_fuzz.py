@@ -44,7 +44,9 @@ ROLES = {"system", "user", "assistant", "tool"}
 TEXT = st.text(st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)), max_size=30)
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXT,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3), max_leaves=10)
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
+    max_leaves=10,
+)
 
 
 def _first_lines(path: Path, n: int) -> list[dict[str, Any]]:
@@ -52,8 +54,9 @@ def _first_lines(path: Path, n: int) -> list[dict[str, Any]]:
         return [json.loads(next(fh)) for _ in range(n)]
 
 
-BASE_DIALOGS = (_first_lines(ROOT / "eval_sets" / "tool_calls.jsonl", 3)
-                + _first_lines(ROOT / "eval_sets" / "persona.jsonl", 2))
+BASE_DIALOGS = _first_lines(ROOT / "eval_sets" / "tool_calls.jsonl", 3) + _first_lines(
+    ROOT / "eval_sets" / "persona.jsonl", 2
+)
 
 
 @st.composite
@@ -66,7 +69,7 @@ def mutated(draw: st.DrawFn, bases: list[Any]) -> Any:
         def walk(node: Any, containers: list[Any] = containers) -> None:
             if isinstance(node, (dict, list)) and node:
                 containers.append(node)
-                for child in (node.values() if isinstance(node, dict) else node):
+                for child in node.values() if isinstance(node, dict) else node:
                     walk(child, containers)
 
         walk(record)
@@ -140,7 +143,7 @@ def test_eval_set_loader_locates_bad_bytes_deep_json_duplicates_and_keeps_huge_l
     huge = dict(BASE_DIALOGS[0], id="huge", system="가" * 2_000_000)  # a 6 MB line
     (tmp_path / "a.jsonl").write_text("\n".join([good, json.dumps(huge, ensure_ascii=False), "[" * 100_000]) + "\n")
     other = json.dumps(BASE_DIALOGS[1], ensure_ascii=False).encode()
-    (tmp_path / "b.jsonl").write_bytes(other + b"\n" + "{\"id\": \"깨짐\"}".encode("cp949") + b"\n")
+    (tmp_path / "b.jsonl").write_bytes(other + b"\n" + '{"id": "깨짐"}'.encode("cp949") + b"\n")
     dialogs, problems = validate_paths([tmp_path / "a.jsonl", tmp_path / "b.jsonl"])
     assert [d.id for d in dialogs] == [BASE_DIALOGS[0]["id"], "huge", BASE_DIALOGS[1]["id"]]
     assert len(dialogs[1].system) == 2_000_000
@@ -158,13 +161,31 @@ def test_eval_set_loader_locates_bad_bytes_deep_json_duplicates_and_keeps_huge_l
 BASE_RECORDS: dict[str, list[Any]] = {
     "dolly": [{"instruction": "코트가 뭐야?", "context": "옷 이야기", "response": "겉옷입니다.", "category": "qa"}],
     "alpaca": [{"instruction": "요약해 줘", "input": "긴 글", "output": "짧은 글"}],
-    "sharegpt": [{"id": "v1", "conversations": [{"from": "human", "value": "안녕"}, {"from": "gpt", "value": "안녕하세요"}]}],
-    "korquad": [{"context": "서울은 한국의 수도이다.", "qas": [
-        {"id": "q1", "question": "한국의 수도는?", "answers": [{"text": "서울", "answer_start": 0}]}]}],
-    "dobae": [{"id": "TRAIN_000", "질문_1": "도배지 종류는?", "질문_2": "벽지 종류?", "category": "마감재",
-               "답변_1": "실크와 합지가 있습니다.", "답변_2": "종류가 많습니다."}],
-    "emotion": [{"profile": {"emotion": {"type": "기쁨"}}, "talk": {"content": {
-        "HS01": "시험에 붙었어", "SS01": "축하해요!", "HS02": "고마워", "SS02": "잘됐네요"}}}],
+    "sharegpt": [
+        {"id": "v1", "conversations": [{"from": "human", "value": "안녕"}, {"from": "gpt", "value": "안녕하세요"}]}
+    ],
+    "korquad": [
+        {
+            "context": "서울은 한국의 수도이다.",
+            "qas": [{"id": "q1", "question": "한국의 수도는?", "answers": [{"text": "서울", "answer_start": 0}]}],
+        }
+    ],
+    "dobae": [
+        {
+            "id": "TRAIN_000",
+            "질문_1": "도배지 종류는?",
+            "질문_2": "벽지 종류?",
+            "category": "마감재",
+            "답변_1": "실크와 합지가 있습니다.",
+            "답변_2": "종류가 많습니다.",
+        }
+    ],
+    "emotion": [
+        {
+            "profile": {"emotion": {"type": "기쁨"}},
+            "talk": {"content": {"HS01": "시험에 붙었어", "SS01": "축하해요!", "HS02": "고마워", "SS02": "잘됐네요"}},
+        }
+    ],
 }
 
 
@@ -178,8 +199,11 @@ def _check_records(records: list[dict[str, Any]], path: Path, n_lines: int) -> N
 
 
 @FUZZ
-@given(st.sampled_from(sorted(BASE_RECORDS)).flatmap(
-    lambda fmt: st.tuples(st.just(fmt), jsonl_files(mutated(BASE_RECORDS[fmt])), st.sampled_from(["jsonl", "json"]))))
+@given(
+    st.sampled_from(sorted(BASE_RECORDS)).flatmap(
+        lambda fmt: st.tuples(st.just(fmt), jsonl_files(mutated(BASE_RECORDS[fmt])), st.sampled_from(["jsonl", "json"]))
+    )
+)
 def test_converters_give_records_or_located_problems(case: tuple[str, list[str], str]) -> None:
     fmt, lines, kind = case
     with tempfile.TemporaryDirectory() as tmp:
@@ -195,10 +219,17 @@ def test_converters_give_records_or_located_problems(case: tuple[str, list[str],
 
 
 @FUZZ
-@given(st.sampled_from(["dobae", "emotion", "alpaca"]), st.lists(st.lists(st.text(max_size=12), max_size=6), max_size=5),
-       st.lists(st.text(max_size=12), min_size=1, max_size=6))
+@given(
+    st.sampled_from(["dobae", "emotion", "alpaca"]),
+    st.lists(st.lists(st.text(max_size=12), max_size=6), max_size=5),
+    st.lists(st.text(max_size=12), min_size=1, max_size=6),
+)
 def test_csv_converters_take_any_cells(fmt: str, rows: list[list[str]], header_tail: list[str]) -> None:
-    header = {"dobae": ["질문_1", "답변_1"], "emotion": ["사람문장1", "시스템응답1"], "alpaca": ["instruction", "output"]}[fmt]
+    header = {
+        "dobae": ["질문_1", "답변_1"],
+        "emotion": ["사람문장1", "시스템응답1"],
+        "alpaca": ["instruction", "output"],
+    }[fmt]
     buf = io.StringIO(newline="")
     writer = csv.writer(buf)
     writer.writerow(header + header_tail)
@@ -216,13 +247,18 @@ def test_csv_converters_take_any_cells(fmt: str, rows: list[list[str]], header_t
 def test_converters_locate_bad_bytes_and_deep_json(fmt: str, tmp_path: Path) -> None:
     good = json.dumps(BASE_RECORDS[fmt][0], ensure_ascii=False)
     jsonl = tmp_path / "data.jsonl"
-    jsonl.write_bytes(b"\n".join([good.encode(), "{\"x\": \"깨짐\"}".encode("cp949"), b"[" * 50_000, good.encode()]))
+    jsonl.write_bytes(b"\n".join([good.encode(), '{"x": "깨짐"}'.encode("cp949"), b"[" * 50_000, good.encode()]))
     records, problems = convert_file(jsonl, fmt)
     assert {r["source"] for r in records} == {f"{jsonl}:1", f"{jsonl}:4"}  # the good lines still count
     assert [(p.line, p.message) for p in problems] == [
-        (2, "not UTF-8: byte 0xb1 at column 8; save the file as UTF-8"), (3, "JSON nested too deeply")]
-    for name, data in (("deep.json", b"[" * 50_000), ("bad.json", b'[{"a": 1},\n{"b": "\xff"}]'),
-                       ("bad.csv", "질문_1,답변_1\n".encode() + b"\xb0\xa1,x\n")):
+        (2, "not UTF-8: byte 0xb1 at column 8; save the file as UTF-8"),
+        (3, "JSON nested too deeply"),
+    ]
+    for name, data in (
+        ("deep.json", b"[" * 50_000),
+        ("bad.json", b'[{"a": 1},\n{"b": "\xff"}]'),
+        ("bad.csv", "질문_1,답변_1\n".encode() + b"\xb0\xa1,x\n"),
+    ):
         (tmp_path / name).write_bytes(data)
         records, problems = convert_file(tmp_path / name, fmt)
         assert not records and len(problems) == 1 and problems[0].field == "(file)", problems
@@ -248,12 +284,18 @@ def text_store(db_url: str):
 def test_store_takes_any_text_a_client_or_model_sends(text_store, answer: str, comment: str, criterion: str) -> None:
     """JSON from a browser or a model server can carry NUL and lone surrogates: stored as U+FFFD, never an error."""
     store, model_id = text_store
-    gen = store.record_generation(model_id=model_id, eval_set="fuzz", dialog_id=f"d{next(_dialogs)}", turn_index=1,
-                                  text=answer)
+    gen = store.record_generation(
+        model_id=model_id, eval_set="fuzz", dialog_id=f"d{next(_dialogs)}", turn_index=1, text=answer
+    )
     (rating,) = store.save_ratings("kim", [(gen, 3, [criterion], comment)])
     with store.engine.connect() as conn:
-        stored = conn.execute(sa.text("SELECT g.text, r.comment, r.criteria FROM ratings r JOIN generations g"
-                                      " ON g.id = r.generation_id WHERE r.id = :r"), {"r": rating}).one()
+        stored = conn.execute(
+            sa.text(
+                "SELECT g.text, r.comment, r.criteria FROM ratings r JOIN generations g"
+                " ON g.id = r.generation_id WHERE r.id = :r"
+            ),
+            {"r": rating},
+        ).one()
     clean = [x.replace("\x00", "\ufffd") for x in (answer, comment, criterion)]
     clean = ["".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in x) for x in clean]
     criteria = stored[2] if isinstance(stored[2], list) else json.loads(stored[2])
@@ -282,8 +324,12 @@ def _csv_cell(value: Any) -> str:
 
 
 @settings(STORE_FUZZ, max_examples=25)
-@given(names=st.tuples(FREE_TEXT, FREE_TEXT, FREE_TEXT), answers=st.lists(FREE_TEXT, min_size=8, max_size=8),
-       comments=st.lists(FREE_TEXT, min_size=8, max_size=8), reason=FREE_TEXT)
+@given(
+    names=st.tuples(FREE_TEXT, FREE_TEXT, FREE_TEXT),
+    answers=st.lists(FREE_TEXT, min_size=8, max_size=8),
+    comments=st.lists(FREE_TEXT, min_size=8, max_size=8),
+    reason=FREE_TEXT,
+)
 def test_export_writes_back_exactly_what_the_store_holds(export_store, names, answers, comments, reason) -> None:
     store, registry, tmp = export_store
     n = next(_serial)
@@ -293,13 +339,24 @@ def test_export_writes_back_exactly_what_the_store_holds(export_store, names, an
     ids = {m.name: m.id for m in store.list_models()}
     items = rounds.load_items(store, rid)
     for i, (item, model) in enumerate((it, m) for it in items for m in (it.model_a, it.model_b)):
-        store.record_generation(model_id=ids[model], eval_set=item.eval_set, dialog_id=item.dialog_id,
-                                turn_index=item.turn_index, round_id=rid, text=answers[i % len(answers)])
+        store.record_generation(
+            model_id=ids[model],
+            eval_set=item.eval_set,
+            dialog_id=item.dialog_id,
+            turn_index=item.turn_index,
+            round_id=rid,
+            text=answers[i % len(answers)],
+        )
     for i in range(len(items) - 1):
         a = rounds.next_assignment(store, rid, voter)
-        rounds.submit_judgement(store, a, voter, ["left", "right", "tie", "both_bad"][i % 4],
-                                RatingInput(a.left_generation, 1 + i % 5, ["fluency"], comments[2 * i]),
-                                RatingInput(a.right_generation, 5, [], comments[2 * i + 1]))
+        rounds.submit_judgement(
+            store,
+            a,
+            voter,
+            ["left", "right", "tie", "both_bad"][i % 4],
+            RatingInput(a.left_generation, 1 + i % 5, ["fluency"], comments[2 * i]),
+            RatingInput(a.right_generation, 5, [], comments[2 * i + 1]),
+        )
     rounds.skip_item(store, rounds.next_assignment(store, rid, skipper), skipper, reason)
 
     rows = round_rows(store, rid)
@@ -330,8 +387,14 @@ def test_a_failed_export_leaves_the_old_file_and_no_partial_one(tmp_path: Path) 
         ids = {m.name: m.id for m in store.list_models()}
         for item in rounds.load_items(store, rid):
             for model in (item.model_a, item.model_b):
-                store.record_generation(model_id=ids[model], eval_set=item.eval_set, dialog_id=item.dialog_id,
-                                        turn_index=item.turn_index, round_id=rid, text="긴 답변 " * 3000)
+                store.record_generation(
+                    model_id=ids[model],
+                    eval_set=item.eval_set,
+                    dialog_id=item.dialog_id,
+                    turn_index=item.turn_index,
+                    round_id=rid,
+                    text="긴 답변 " * 3000,
+                )
         while (a := rounds.next_assignment(store, rid, "kim")) is not None:
             rounds.submit_judgement(store, a, "kim", "left")
     out = tmp_path / "big.csv"
@@ -361,8 +424,11 @@ def test_live_mode_refuses_oversized_messages_in_its_handler(tmp_path: Path) -> 
             app = build_app(services, lang=lang)
             start = next(f.fn for f in app.fns.values() if f.name == "start")
             status = next(b for b in app.blocks.values() if getattr(b, "elem_id", None) == "live-status")
-            for size, refused in ((live_tab.MAX_MESSAGE_CHARS + 1, True), (500_000, True),
-                                  (live_tab.MAX_MESSAGE_CHARS, False)):
+            for size, refused in (
+                (live_tab.MAX_MESSAGE_CHARS + 1, True),
+                (500_000, True),
+                (live_tab.MAX_MESSAGE_CHARS, False),
+            ):
                 st = live_tab.LiveState()
                 # The handler's request: an annotator of no round, who may use every model by name.
                 out = start("가" * size, ["m-a", "m-b"], st, SimpleNamespace(username="kim"))

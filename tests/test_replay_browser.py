@@ -98,7 +98,8 @@ def _quiet(page) -> None:
           if (!idle || window.__quietKey !== key) { window.__quietKey = key; window.__quietSince = Date.now(); return false; }
           return Date.now() - window.__quietSince > 1500;
         }""",
-        polling=100, timeout=120_000,
+        polling=100,
+        timeout=120_000,
     )
 
 
@@ -250,7 +251,9 @@ def test_opening_and_closing_dropdowns_changes_nothing(replay_server, browser):
     _quiet(page)
     ratings = _ratings(db, user)
     assert {(r.dialog_id, r.turn_index, r.model, r.score) for r in ratings.itertuples()} == {
-        (FIRST_FASHION, 3, "polyglot-tiny", 3), (FIRST_FASHION, 3, "llama-tiny", 2)}
+        (FIRST_FASHION, 3, "polyglot-tiny", 3),
+        (FIRST_FASHION, 3, "llama-tiny", 2),
+    }
 
 
 def test_choosing_an_eval_set_opens_its_first_unrated_turn(replay_server, browser):
@@ -277,7 +280,9 @@ def test_choosing_an_eval_set_opens_its_first_unrated_turn(replay_server, browse
 
     ratings = _ratings(db, user)
     assert {(r.eval_set, r.dialog_id, r.turn_index, r.model, r.score) for r in ratings.itertuples()} == {
-        ("persona", FIRST_PERSONA, 1, "polyglot-tiny", 5), ("persona", FIRST_PERSONA, 1, "llama-tiny", 4)}
+        ("persona", FIRST_PERSONA, 1, "polyglot-tiny", 5),
+        ("persona", FIRST_PERSONA, 1, "llama-tiny", 4),
+    }
 
 
 def test_rerating_a_turn_shows_and_keeps_the_earlier_rating(replay_server, browser):

@@ -16,25 +16,48 @@ from arena.core.metrics import (
 )
 from arena.core.replay import build_messages, live_messages, step, steps
 
-TOOL = {"type": "function", "function": {"name": "retrieve_fashion_text_knowledges_with_text_query",
-                                         "parameters": {"type": "object", "properties": {"text_query": {"type": "string"}}}}}
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "retrieve_fashion_text_knowledges_with_text_query",
+        "parameters": {"type": "object", "properties": {"text_query": {"type": "string"}}},
+    },
+}
 
 
 def coat_dialog() -> Dialog:
-    return Dialog.model_validate({
-        "id": "coat", "eval_set": "t", "system": "너는 패션 도우미야.", "tools": [TOOL],
-        "turns": [
-            {"role": "user", "content": "안녕."},
-            {"role": "assistant", "content": "안녕하세요. 무엇을 도와드릴까요?"},
-            {"role": "user", "content": "코트가 정확히 어떤 건지 알려줘."},
-            {"role": "assistant", "tool_calls": [{"type": "function", "function": {
-                "name": "retrieve_fashion_text_knowledges_with_text_query", "arguments": "{\"text_query\": \"코트\"}"}}]},
-            {"role": "tool", "name": "retrieve_fashion_text_knowledges_with_text_query",
-             "content": "[{\"title\": \"코트\", \"text\": \"옛 유럽식 정장\"}]"},
-            {"role": "assistant", "content": "코트는 옛 유럽식 정장인 프록 코트에서 유래된 의복입니다."},
-        ],
-        "references": {"5": ["코트는 프록 코트에서 유래했습니다."]},
-    })
+    return Dialog.model_validate(
+        {
+            "id": "coat",
+            "eval_set": "t",
+            "system": "너는 패션 도우미야.",
+            "tools": [TOOL],
+            "turns": [
+                {"role": "user", "content": "안녕."},
+                {"role": "assistant", "content": "안녕하세요. 무엇을 도와드릴까요?"},
+                {"role": "user", "content": "코트가 정확히 어떤 건지 알려줘."},
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {
+                            "type": "function",
+                            "function": {
+                                "name": "retrieve_fashion_text_knowledges_with_text_query",
+                                "arguments": '{"text_query": "코트"}',
+                            },
+                        }
+                    ],
+                },
+                {
+                    "role": "tool",
+                    "name": "retrieve_fashion_text_knowledges_with_text_query",
+                    "content": '[{"title": "코트", "text": "옛 유럽식 정장"}]',
+                },
+                {"role": "assistant", "content": "코트는 옛 유럽식 정장인 프록 코트에서 유래된 의복입니다."},
+            ],
+            "references": {"5": ["코트는 프록 코트에서 유래했습니다."]},
+        }
+    )
 
 
 def test_replay_prompt_is_system_plus_reference_history():
@@ -45,7 +68,11 @@ def test_replay_prompt_is_system_plus_reference_history():
     # The model sees the reference tool call, not its own earlier answer.
     assert json.loads(msgs[4]["tool_calls"][0]["function"]["arguments"]) == {"text_query": "코트"}
     s = step(d, 5)
-    assert s.tools == [TOOL] and s.gt.content.startswith("코트는") and s.references == ["코트는 프록 코트에서 유래했습니다."]
+    assert (
+        s.tools == [TOOL]
+        and s.gt.content.startswith("코트는")
+        and s.references == ["코트는 프록 코트에서 유래했습니다."]
+    )
     assert [x.turn_index for x in steps(d)] == [1, 3, 5]
     assert build_messages(d, 1)[-1] == {"role": "user", "content": "안녕."}
 
@@ -92,9 +119,18 @@ def test_similarity_takes_best_reference():
 
 
 def test_tool_call_match_ignores_order_and_json_formatting():
-    gt = [{"function": {"name": "f", "arguments": '{"a": 1, "b": "서울"}'}}, {"function": {"name": "g", "arguments": "{}"}}]
-    same = [{"function": {"name": "g", "arguments": {}}}, {"function": {"name": "f", "arguments": '{"b":"서울","a":1}'}}]
-    wrong_args = [{"function": {"name": "f", "arguments": '{"a": 2, "b": "서울"}'}}, {"function": {"name": "g", "arguments": "{}"}}]
+    gt = [
+        {"function": {"name": "f", "arguments": '{"a": 1, "b": "서울"}'}},
+        {"function": {"name": "g", "arguments": "{}"}},
+    ]
+    same = [
+        {"function": {"name": "g", "arguments": {}}},
+        {"function": {"name": "f", "arguments": '{"b":"서울","a":1}'}},
+    ]
+    wrong_args = [
+        {"function": {"name": "f", "arguments": '{"a": 2, "b": "서울"}'}},
+        {"function": {"name": "g", "arguments": "{}"}},
+    ]
     assert tool_call_match(same, gt) == (True, True)
     assert tool_call_match(wrong_args, gt) == (True, False)
     assert tool_call_match([], gt) == (False, False)
@@ -105,6 +141,17 @@ def test_score_step_flags_repetition_of_earlier_turn():
     m = score_step(d, 5, "안녕하세요. 무엇을 도와드릴까요?", [], split_words)
     assert m.repeats_earlier_turn and m.repetition == 1.0
     assert m.similarity < 0.5
-    tool = score_step(d, 3, "", [{"function": {"name": "retrieve_fashion_text_knowledges_with_text_query",
-                                                 "arguments": "{\"text_query\": \"코트\"}"}}])
+    tool = score_step(
+        d,
+        3,
+        "",
+        [
+            {
+                "function": {
+                    "name": "retrieve_fashion_text_knowledges_with_text_query",
+                    "arguments": '{"text_query": "코트"}',
+                }
+            }
+        ],
+    )
     assert tool.tool_name_match and tool.tool_args_match and tool.diff == []

@@ -71,8 +71,27 @@ def test_round_cli_close_reopen_and_start_on_a_closed_round(tmp_path, capsys, re
     db = str(tmp_path / "cli.db")
     with Store.open(db) as s:
         with_annotators(s, "kim")
-    assert main(["round", "create", "주간-2", "--eval-set", "emotion", "--models", ",".join(MODELS),
-                 "--annotators", "kim", "--start", "--config", str(registry.source), "--db", db]) == 0
+    assert (
+        main(
+            [
+                "round",
+                "create",
+                "주간-2",
+                "--eval-set",
+                "emotion",
+                "--models",
+                ",".join(MODELS),
+                "--annotators",
+                "kim",
+                "--start",
+                "--config",
+                str(registry.source),
+                "--db",
+                db,
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["round", "close", "주간-2", "--db", db]) == 0
     assert "reopen" in capsys.readouterr().out
@@ -98,12 +117,22 @@ def test_an_empty_round_form_says_everything_missing_in_the_page_language():
     from arena.web.ui.rounds_tab import form_problems
 
     assert form_problems("ko", " ", [], [], [], "all", None, "") == [
-        "라운드 이름을 적어 주세요", "평가 세트를 하나 이상 고르세요", "모델을 2개 이상 고르세요", "평가자를 한 명 이상 고르세요"]
+        "라운드 이름을 적어 주세요",
+        "평가 세트를 하나 이상 고르세요",
+        "모델을 2개 이상 고르세요",
+        "평가자를 한 명 이상 고르세요",
+    ]
     assert form_problems("en", "", ["emotion"], ["m-alpha"], ["kim"], "all", None, "") == [
-        "give the round a name", "pick at least two models"]
+        "give the round a name",
+        "pick at least two models",
+    ]
     sampled = form_problems("ko", "r", ["emotion"], MODELS, ["kim"], "sampled", 3, "m-alpha=2, 없는-모델=1, m-beta=0")
-    assert sampled == ["턴마다 뽑을 짝 수 3이(가) 가능한 짝 1개보다 많습니다", "가중치를 준 모델이 라운드에 없습니다: 없는-모델",
-                       "가중치는 0보다 커야 합니다"]
+    assert sampled == [
+        "턴마다 뽑을 짝 수 3이(가) 가능한 짝 1개보다 많습니다",
+        "가중치를 준 모델이 라운드에 없습니다: 없는-모델",
+        "가중치는 0보다 커야 합니다",
+    ]
     assert form_problems("ko", "r", ["emotion"], MODELS, ["kim"], "sampled", 1, "m-alpha=많이") == [
-        "모델 가중치는 '모델=숫자'를 쉼표로 구분해 적어 주세요"]
+        "모델 가중치는 '모델=숫자'를 쉼표로 구분해 적어 주세요"
+    ]
     assert form_problems("ko", "r", ["emotion"], MODELS, ["kim"], "all", None, "") == []

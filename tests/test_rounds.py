@@ -44,18 +44,21 @@ def store(db_url: str):
 # ------------------------------------------------------------------------------------ config and items
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"models": ["a", "a"]}, "listed twice"),
-    ({"annotators": ["kim", "kim"]}, "listed twice"),
-    ({"pairing": "sampled"}, "needs pairs_per_turn"),
-    ({"pairing": "sampled", "pairs_per_turn": 7}, "exceeds the 6 possible pairs"),
-    ({"pairing": "sampled", "pairs_per_turn": 1, "weights": {"nope": 2}}, "not in the round"),
-    ({"pairing": "sampled", "pairs_per_turn": 1, "weights": {"m-alpha": 0}}, "positive"),
-    ({"weights": {"m-alpha": 2}}, "sampled' only"),
-    ({"models": ["solo"]}, "at least 2"),
-    ({"judgements": 0}, "greater than or equal to 1"),
-    ({"colour": "blue"}, "Extra inputs"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"models": ["a", "a"]}, "listed twice"),
+        ({"annotators": ["kim", "kim"]}, "listed twice"),
+        ({"pairing": "sampled"}, "needs pairs_per_turn"),
+        ({"pairing": "sampled", "pairs_per_turn": 7}, "exceeds the 6 possible pairs"),
+        ({"pairing": "sampled", "pairs_per_turn": 1, "weights": {"nope": 2}}, "not in the round"),
+        ({"pairing": "sampled", "pairs_per_turn": 1, "weights": {"m-alpha": 0}}, "positive"),
+        ({"weights": {"m-alpha": 2}}, "sampled' only"),
+        ({"models": ["solo"]}, "at least 2"),
+        ({"judgements": 0}, "greater than or equal to 1"),
+        ({"colour": "blue"}, "Extra inputs"),
+    ],
+)
 def test_config_validation(fields, message):
     with pytest.raises(ValidationError, match=message):
         config(**fields)
@@ -66,8 +69,10 @@ def test_all_pairs_cover_every_turn_and_pair_with_seeded_positions():
     cfg = config(seed=3)
     items = rounds.build_items(cfg, dialogs, secret="s1")
     turns = rounds.select_steps(cfg, dialogs)
-    assert len(items) == len(turns) * 6 == rounds.count_items(cfg, dialogs) and len({it.key for it in items}) == len(items)
-    for (_, s), group in zip(turns, (items[i:i + 6] for i in range(0, len(items), 6))):
+    assert len(items) == len(turns) * 6 == rounds.count_items(cfg, dialogs) and len({it.key for it in items}) == len(
+        items
+    )
+    for (_, s), group in zip(turns, (items[i : i + 6] for i in range(0, len(items), 6))):
         assert {(it.model_a, it.model_b) for it in group} == set(itertools.combinations(MODELS, 2))
         assert all((it.dialog_id, it.turn_index) == (s.dialog_id, s.turn_index) for it in group)
     # Model A is always the one listed first; the side it is shown on is drawn per item.
@@ -118,8 +123,14 @@ def test_subset_filters_keep_the_other_turns_as_they_were():
 
 def test_sampled_pairing_draws_the_asked_number_of_pairs_weighted():
     dialogs = shipped_dialogs()
-    cfg = RoundConfig(eval_sets=["persona", "dobae_qa", "instructions", "tool_calls"], models=MODELS,
-                      annotators=["kim"], pairing="sampled", pairs_per_turn=2, weights={"m-alpha": 6.0})
+    cfg = RoundConfig(
+        eval_sets=["persona", "dobae_qa", "instructions", "tool_calls"],
+        models=MODELS,
+        annotators=["kim"],
+        pairing="sampled",
+        pairs_per_turn=2,
+        weights={"m-alpha": 6.0},
+    )
     items = rounds.build_items(cfg, dialogs, secret="s1")
     turns = rounds.select_steps(cfg, dialogs)
     assert len(items) == 2 * len(turns)
@@ -146,11 +157,15 @@ def test_queue_balances_items_never_repeats_and_stops_at_quota():
     served = []
     for turn in itertools.count():
         annotator = ("kim", "lee", "park")[turn % 3]
-        it = rounds.next_item(items, annotator=annotator, quota=quota, seed=1, counts=counts,
-                              done=done[annotator], ready=ready)
+        it = rounds.next_item(
+            items, annotator=annotator, quota=quota, seed=1, counts=counts, done=done[annotator], ready=ready
+        )
         if it is None:
-            if all(rounds.next_item(items, annotator=a, quota=quota, seed=1, counts=counts, done=done[a],
-                                    ready=ready) is None for a in done):
+            if all(
+                rounds.next_item(items, annotator=a, quota=quota, seed=1, counts=counts, done=done[a], ready=ready)
+                is None
+                for a in done
+            ):
                 break
             continue
         # Balanced: nothing eligible had fewer judgements than the item served.
@@ -167,8 +182,12 @@ def test_queue_balances_items_never_repeats_and_stops_at_quota():
 
 def test_queue_order_differs_between_annotators():
     items = _items(20)
-    firsts = {a: rounds.next_item(items, annotator=a, quota=1, seed=0, counts={}, done=set(),
-                                  ready={it.key for it in items}).key for a in ("kim", "lee", "park", "choi")}
+    firsts = {
+        a: rounds.next_item(
+            items, annotator=a, quota=1, seed=0, counts={}, done=set(), ready={it.key for it in items}
+        ).key
+        for a in ("kim", "lee", "park", "choi")
+    }
     assert len(set(firsts.values())) > 1
 
 
@@ -228,8 +247,15 @@ def test_vote_and_its_ratings_are_one_transaction(store, registry):
     rid, _ = make_round(store, registry)
     store_answers(store, rid)
     a = rounds.next_assignment(store, rid, "kim")
-    vote = dict(round_id=rid, item_key=a.item.key, generation_a_id=a.generation_a, generation_b_id=a.generation_b,
-                a_position=a.item.a_position, annotator="kim", choice="a")
+    vote = dict(
+        round_id=rid,
+        item_key=a.item.key,
+        generation_a_id=a.generation_a,
+        generation_b_id=a.generation_b,
+        a_position=a.item.a_position,
+        annotator="kim",
+        choice="a",
+    )
     with pytest.raises(ValueError, match="1-5"):
         store.record_vote(**vote, ratings=[(a.generation_a, 6, [], "")])
     with pytest.raises(LookupError):
@@ -261,8 +287,11 @@ def test_concurrent_double_submit_counts_once(store, registry):
 
     def click() -> None:
         barrier.wait()
-        results.append(rounds.submit_judgement(store, a, "kim", "tie", RatingInput(a.left_generation, 3),
-                                               RatingInput(a.right_generation, 3)))
+        results.append(
+            rounds.submit_judgement(
+                store, a, "kim", "tie", RatingInput(a.left_generation, 3), RatingInput(a.right_generation, 3)
+            )
+        )
 
     threads = [threading.Thread(target=click) for _ in range(4)]
     for th in threads:
@@ -282,8 +311,9 @@ def test_items_with_a_failed_answer_cannot_be_judged(store, registry):
     served = set()
     while (a := rounds.next_assignment(store, rid, "kim")) is not None:
         served.add(a.item.key)
-        rounds.submit_judgement(store, a, "kim", "left", RatingInput(a.left_generation, 3),
-                                RatingInput(a.right_generation, 3))
+        rounds.submit_judgement(
+            store, a, "kim", "left", RatingInput(a.left_generation, 3), RatingInput(a.right_generation, 3)
+        )
     assert served == {it.key for it in ok}
     assert rounds.annotator_progress(store, rid, "kim") == (len(ok), 0)
     # Forcing a vote on an item with the failed answer is refused by the store itself.
@@ -296,8 +326,9 @@ def test_items_with_a_failed_answer_cannot_be_judged(store, registry):
         store.save_ratings("lee", [(answers.get(bad, "m-gamma")[0], 3, [], "")])
     assert len(store.votes_frame(rid)) == len(ok)
     status = rounds.round_status(store, rid)
-    assert status.items_failed == len(items) - len(ok) and status.answers_failed == len(rounds.select_steps(
-        rounds.load_config(store, rid)[1], shipped_dialogs()))
+    assert status.items_failed == len(items) - len(ok) and status.answers_failed == len(
+        rounds.select_steps(rounds.load_config(store, rid)[1], shipped_dialogs())
+    )
 
 
 def test_skips_are_per_annotator_and_do_not_count_towards_quota(store, registry):
@@ -335,8 +366,11 @@ def test_quota_is_reached_evenly_across_annotators(store, registry):
     assert len(lee) == n_items and park == []  # quota 2 reached everywhere; park gets nothing
     status = rounds.round_status(store, rid)
     assert status.items_done == status.items == n_items and status.votes == 2 * n_items
-    assert status.per_annotator == {"kim": {"votes": n_items, "skips": 0}, "lee": {"votes": n_items, "skips": 0},
-                                    "park": {"votes": 0, "skips": 0}}
+    assert status.per_annotator == {
+        "kim": {"votes": n_items, "skips": 0},
+        "lee": {"votes": n_items, "skips": 0},
+        "park": {"votes": 0, "skips": 0},
+    }
     assert sum(c["votes"] for c in status.per_pair.values()) == 2 * n_items
     assert set(status.per_pair) == {("m-alpha", "m-beta"), ("m-alpha", "m-gamma"), ("m-beta", "m-gamma")}
     assert "kim: " in status.text() and "m-alpha vs m-beta" in status.text()
@@ -370,16 +404,56 @@ def test_round_cli_create_start_status(tmp_path, capsys, registry):
     models = str(registry.source)
     spec = tmp_path / "round.yaml"
     spec.write_text("eval_sets: [emotion]\nmodels: [m-alpha, m-beta, m-gamma]\njudgements: 2\n", encoding="utf-8")
-    assert main(["round", "create", "주간-1", "--file", str(spec), "--annotators", "kim,lee", "--seed", "5",
-                 "--max-tokens", "16", "--config", models, "--db", db]) == 0
+    assert (
+        main(
+            [
+                "round",
+                "create",
+                "주간-1",
+                "--file",
+                str(spec),
+                "--annotators",
+                "kim,lee",
+                "--seed",
+                "5",
+                "--max-tokens",
+                "16",
+                "--config",
+                models,
+                "--db",
+                db,
+            ]
+        )
+        == 0
+    )
     assert "12 items" in capsys.readouterr().out
-    assert main(["round", "create", "bad", "--eval-set", "emotion", "--models", "m-alpha", "--annotators", "kim",
-                 "--config", models, "--db", db]) == 2
+    assert (
+        main(
+            [
+                "round",
+                "create",
+                "bad",
+                "--eval-set",
+                "emotion",
+                "--models",
+                "m-alpha",
+                "--annotators",
+                "kim",
+                "--config",
+                models,
+                "--db",
+                db,
+            ]
+        )
+        == 2
+    )
     assert "models" in capsys.readouterr().err
     assert main(["round", "start", "주간-1", "--db", db]) == 0
     assert main(["round", "status", "주간-1", "--db", db]) == 0
     out = capsys.readouterr().out
-    assert "0 done / 12 total" in out and "0 stored / 12 needed" in out and "m-alpha vs m-gamma: 0 votes / 4 items" in out
+    assert (
+        "0 done / 12 total" in out and "0 stored / 12 needed" in out and "m-alpha vs m-gamma: 0 votes / 4 items" in out
+    )
     assert main(["round", "list", "--db", db]) == 0
     assert "주간-1\trunning" in capsys.readouterr().out
     with Store.open(db) as s:

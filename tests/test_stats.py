@@ -13,12 +13,21 @@ from arena.leaderboards import plots
 from arena.stats import agreement
 
 N_BOOT = 200  # enough for stable 95% bounds in these tests, cheap on two shared cores
-TRUE = {"m0": 760.0, "m1": 835.0, "m2": 905.0, "m3": 965.0, "m4": 1035.0, "m5": 1095.0, "m6": 1165.0,
-        "m7": 1240.0}  # mean 1000, so these are directly comparable with mean-anchored estimates
+TRUE = {
+    "m0": 760.0,
+    "m1": 835.0,
+    "m2": 905.0,
+    "m3": 965.0,
+    "m4": 1035.0,
+    "m5": 1095.0,
+    "m6": 1165.0,
+    "m7": 1240.0,
+}  # mean 1000, so these are directly comparable with mean-anchored estimates
 
 
-def simulate_votes(true: dict[str, float], n: int, seed: int, *, left_bias: float = 0.0,
-                   tie_share: float = 0.0) -> pd.DataFrame:
+def simulate_votes(
+    true: dict[str, float], n: int, seed: int, *, left_bias: float = 0.0, tie_share: float = 0.0
+) -> pd.DataFrame:
     """Votes from a BT model; with prob. ``left_bias`` the left answer wins regardless of quality."""
     rng = np.random.default_rng(seed)
     models = np.array(list(true))
@@ -32,9 +41,17 @@ def simulate_votes(true: dict[str, float], n: int, seed: int, *, left_bias: floa
     a_wins = np.where(biased, a_left, a_wins)
     winner = np.where(a_wins, "model_a", "model_b")
     winner = np.where(rng.random(n) < tie_share, "tie", winner)
-    return pd.DataFrame({"round": 1, "item": np.arange(n), "model_a": models[a], "model_b": models[b],
-                         "left_model": np.where(a_left, models[a], models[b]), "winner": winner,
-                         "annotator": rng.choice(["kim", "lee", "park"], n)})
+    return pd.DataFrame(
+        {
+            "round": 1,
+            "item": np.arange(n),
+            "model_a": models[a],
+            "model_b": models[b],
+            "left_model": np.where(a_left, models[a], models[b]),
+            "winner": winner,
+            "annotator": rng.choice(["kim", "lee", "park"], n),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +65,7 @@ def board(votes: pd.DataFrame) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------------------ Bradley-Terry
+
 
 def test_bt_recovers_known_strengths(board: pd.DataFrame) -> None:
     truth = board["model"].map(TRUE)
@@ -70,8 +88,7 @@ def test_bt_point_estimate_is_the_likelihood_maximum(votes: pd.DataFrame) -> Non
 
 
 def test_ties_count_half_a_win_each_way() -> None:
-    votes = pd.DataFrame({"model_a": ["a"] * 5, "model_b": ["b"] * 5,
-                          "winner": ["model_a"] * 3 + ["tie"] * 2})
+    votes = pd.DataFrame({"model_a": ["a"] * 5, "model_b": ["b"] * 5, "winner": ["model_a"] * 3 + ["tie"] * 2})
     r = stats.bradley_terry(votes, l2=1e-9)
     # 3 wins + 2 half wins = 4 : 1, and the two-model MLE gap is 400 * log10(4 / 1).
     assert r["a"] - r["b"] == pytest.approx(400 * math.log10(4), abs=1e-3)
@@ -87,8 +104,13 @@ def test_symmetric_all_ties_give_equal_ratings() -> None:
 
 
 def test_both_bad_as_tie_or_dropped_changes_counts() -> None:
-    votes = pd.DataFrame({"model_a": ["a", "a", "a", "b", "a"], "model_b": ["b", "b", "c", "c", "b"],
-                          "winner": ["model_a", "both_bad", "tie", "both_bad", "model_b"]})
+    votes = pd.DataFrame(
+        {
+            "model_a": ["a", "a", "a", "b", "a"],
+            "model_b": ["b", "b", "c", "c", "b"],
+            "winner": ["model_a", "both_bad", "tie", "both_bad", "model_b"],
+        }
+    )
     as_tie = stats.pairwise_leaderboard(votes, n_boot=20, both_bad="tie").set_index("model")
     dropped = stats.pairwise_leaderboard(votes, n_boot=20, both_bad="drop").set_index("model")
     assert as_tie.loc[["a", "b", "c"], "n_battles"].tolist() == [4, 4, 2]
@@ -104,8 +126,7 @@ def test_no_votes_yet_and_unbeaten_models() -> None:
     empty = pd.DataFrame(columns=["round", "item", "model_a", "model_b", "left_model", "winner", "annotator"])
     assert stats.pairwise_leaderboard(empty, n_boot=10).empty and stats.bradley_terry(empty) == {}
     # A model that won every battle has no finite MLE; the tiny penalty keeps it finite and on top.
-    unbeaten = pd.DataFrame({"model_a": ["x"] * 5 + ["y"] * 5, "model_b": ["y"] * 5 + ["z"] * 5,
-                             "winner": "model_a"})
+    unbeaten = pd.DataFrame({"model_a": ["x"] * 5 + ["y"] * 5, "model_b": ["y"] * 5 + ["z"] * 5, "winner": "model_a"})
     board = stats.pairwise_leaderboard(unbeaten, n_boot=50)
     assert np.isfinite(board[["rating", "ci_low", "ci_high"]].to_numpy()).all()
     assert list(board["model"]) == ["x", "y", "z"] and board["wins"].tolist() == [5, 5, 0]
@@ -156,13 +177,26 @@ def test_win_rate_and_battle_count_matrices(votes: pd.DataFrame) -> None:
 
 # ------------------------------------------------------------------------------------------- mean scores
 
-def simulate_ratings(n_dialogs: int, turns: int, seed: int, *, within_sd: float = 1.0,
-                     dialog_sd: float = 0.0, mean: float = 3.5) -> pd.DataFrame:
+
+def simulate_ratings(
+    n_dialogs: int, turns: int, seed: int, *, within_sd: float = 1.0, dialog_sd: float = 0.0, mean: float = 3.5
+) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     dialog_effect = rng.normal(0.0, dialog_sd, n_dialogs)
-    rows = [{"model": "m", "eval_set": "s", "category": "chat", "round": 1, "dialog_id": f"d{d}",
-             "turn_index": t, "annotator": "kim", "score": mean + dialog_effect[d] + rng.normal(0.0, within_sd)}
-            for d in range(n_dialogs) for t in range(turns)]
+    rows = [
+        {
+            "model": "m",
+            "eval_set": "s",
+            "category": "chat",
+            "round": 1,
+            "dialog_id": f"d{d}",
+            "turn_index": t,
+            "annotator": "kim",
+            "score": mean + dialog_effect[d] + rng.normal(0.0, within_sd),
+        }
+        for d in range(n_dialogs)
+        for t in range(turns)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -213,8 +247,14 @@ RELIABILITY = [
 
 
 def reliability_frame() -> pd.DataFrame:
-    return pd.DataFrame([{"unit": u, "annotator": f"obs{c}", "value": v}
-                         for c, row in enumerate(RELIABILITY) for u, v in enumerate(row) if v is not None])
+    return pd.DataFrame(
+        [
+            {"unit": u, "annotator": f"obs{c}", "value": v}
+            for c, row in enumerate(RELIABILITY)
+            for u, v in enumerate(row)
+            if v is not None
+        ]
+    )
 
 
 @pytest.mark.parametrize(("metric", "published"), [("nominal", 0.743), ("ordinal", 0.815), ("interval", 0.849)])
@@ -233,14 +273,24 @@ def test_krippendorff_small_hand_computed_and_perfect() -> None:
 
 
 def test_rating_and_vote_agreement_wrappers() -> None:
-    ratings = reliability_frame().rename(columns={"value": "score", "unit": "turn_index"}).assign(
-        model="m", eval_set="s", dialog_id="d")
+    ratings = (
+        reliability_frame()
+        .rename(columns={"value": "score", "unit": "turn_index"})
+        .assign(model="m", eval_set="s", dialog_id="d")
+    )
     result = agreement.rating_agreement(ratings)
     assert round(result["alpha"], 3) == 0.849 and result["n_units"] == 11 and result["n_annotators"] == 4
     # Annotator lee saw the pair with model_a/model_b swapped but chose the same model: full agreement.
-    votes = pd.DataFrame({"round": 1, "item": [1, 1, 2, 2], "annotator": ["kim", "lee", "kim", "lee"],
-                          "model_a": ["x", "y", "x", "x"], "model_b": ["y", "x", "y", "y"],
-                          "winner": ["model_a", "model_b", "tie", "tie"]})
+    votes = pd.DataFrame(
+        {
+            "round": 1,
+            "item": [1, 1, 2, 2],
+            "annotator": ["kim", "lee", "kim", "lee"],
+            "model_a": ["x", "y", "x", "x"],
+            "model_b": ["y", "x", "y", "y"],
+            "winner": ["model_a", "model_b", "tie", "tie"],
+        }
+    )
     assert agreement.vote_agreement(votes)["alpha"] == 1.0
     disagree = votes.assign(winner=["model_a", "model_a", "tie", "both_bad"])
     # Values {x, y} and {tie, both_bad}: every pair disagrees, D_o = 1; four distinct values, D_e = 12/12.
@@ -250,6 +300,7 @@ def test_rating_and_vote_agreement_wrappers() -> None:
 
 
 # ------------------------------------------------------------------------------ position bias, annotators
+
 
 def test_position_bias_ci() -> None:
     fair = agreement.position_bias(simulate_votes(TRUE, 3000, seed=11)).iloc[0]
@@ -262,8 +313,15 @@ def test_position_bias_ci() -> None:
 
 
 def test_annotator_summary_counts() -> None:
-    votes = pd.DataFrame({"annotator": ["kim", "kim", "lee"], "model_a": ["x", "x", "x"], "model_b": "y",
-                          "left_model": ["x", "y", "x"], "winner": ["model_a", "tie", "model_b"]})
+    votes = pd.DataFrame(
+        {
+            "annotator": ["kim", "kim", "lee"],
+            "model_a": ["x", "x", "x"],
+            "model_b": "y",
+            "left_model": ["x", "y", "x"],
+            "winner": ["model_a", "tie", "model_b"],
+        }
+    )
     ratings = pd.DataFrame({"annotator": ["lee", "lee", "choi"], "score": [4, 5, 3]})
     s = agreement.annotator_summary(votes, ratings).set_index("annotator")
     assert s.loc["kim", ["n_votes", "decisive", "ties", "both_bad"]].tolist() == [2, 1, 1, 0]
@@ -274,14 +332,25 @@ def test_annotator_summary_counts() -> None:
 
 # ------------------------------------------------------------------------------------ automatic metrics
 
+
 def test_metric_summary_pools_speed_and_skips_missing() -> None:
-    gen = pd.DataFrame({
-        "model": "m", "eval_set": "s", "dialog_id": ["d1", "d1", "d2", "d3"], "turn_index": [1, 3, 1, 1],
-        "similarity": [0.5, 1.0, 0.0, None], "tool_name_match": [True, None, False, None],
-        "tool_args_match": [False, None, False, None], "repetition": [0.0, 0.8, 0.1, 0.1],
-        "text": ["abc", "abcdefg", "", None], "ttft_ms": [100.0, 200.0, 300.0, 400.0],
-        "total_ms": [600.0, 1100.0, 500.0, 900.0], "tokens": [100, 200, 50, 0],
-        "tokens_per_s": [200.0, 200.0, 100.0, None]})
+    gen = pd.DataFrame(
+        {
+            "model": "m",
+            "eval_set": "s",
+            "dialog_id": ["d1", "d1", "d2", "d3"],
+            "turn_index": [1, 3, 1, 1],
+            "similarity": [0.5, 1.0, 0.0, None],
+            "tool_name_match": [True, None, False, None],
+            "tool_args_match": [False, None, False, None],
+            "repetition": [0.0, 0.8, 0.1, 0.1],
+            "text": ["abc", "abcdefg", "", None],
+            "ttft_ms": [100.0, 200.0, 300.0, 400.0],
+            "total_ms": [600.0, 1100.0, 500.0, 900.0],
+            "tokens": [100, 200, 50, 0],
+            "tokens_per_s": [200.0, 200.0, 100.0, None],
+        }
+    )
     s = stats.metric_summary(gen, n_boot=N_BOOT).set_index("metric")
     assert s.loc["similarity", "value"] == pytest.approx(0.5) and s.loc["similarity", "n"] == 3
     assert s.loc["tool_name_match", "value"] == 0.5 and s.loc["tool_name_match", "n"] == 2
@@ -296,6 +365,7 @@ def test_metric_summary_pools_speed_and_skips_missing() -> None:
 
 
 # ------------------------------------------------------------------------------------------------- plots
+
 
 def test_plots_draw_the_frames(board: pd.DataFrame, votes: pd.DataFrame) -> None:
     fig = plots.rating_ci_figure(board)

@@ -33,9 +33,7 @@ def store(db_url: str):
 @pytest.fixture
 def two_gens(store: Store) -> tuple[int, int]:
     m1 = store.upsert_model("polyglot-ko-tiny", backend="local", base_model="tiny-neox")
-    m2 = store.upsert_model(
-        "llama-tiny-lora", backend="local", base_model="tiny-llama", adapter="adapters/v1"
-    )
+    m2 = store.upsert_model("llama-tiny-lora", backend="local", base_model="tiny-llama", adapter="adapters/v1")
     where = dict(eval_set="fashion", dialog_id="coat-01", turn_index=3)
     g1 = store.record_generation(model_id=m1, **where, text="코트는 외투입니다.")
     g2 = store.record_generation(model_id=m2, **where, text="코트는 옷입니다.")
@@ -220,9 +218,7 @@ def test_votes_first_one_stands(store: Store, two_gens: tuple[int, int]) -> None
     store.add_annotator("kim", "pw")
     store.add_annotator("lee", "pw")
     rid = store.create_round("r", {})
-    vote = dict(
-        round_id=rid, item_key="fashion/coat-01/3", generation_a_id=g1, generation_b_id=g2, a_position="right"
-    )
+    vote = dict(round_id=rid, item_key="fashion/coat-01/3", generation_a_id=g1, generation_b_id=g2, a_position="right")
     with pytest.raises(RoundLocked):  # draft rounds take no votes
         store.record_vote(**vote, annotator="kim", choice="a")
     store.start_round(rid)
@@ -335,8 +331,9 @@ def test_a_voted_answer_is_never_rewritten_by_pregeneration(store: Store) -> Non
     kw = dict(eval_set="e", dialog_id="d", turn_index=1, round_id=rid)
     a = store.record_generation(**kw, model_id=m1, text="A 답")
     b = store.record_generation(**kw, model_id=m2, text="B 답")
-    assert store.record_vote(round_id=rid, item_key="k", generation_a_id=a, generation_b_id=b, a_position="left",
-                             annotator="ann", choice="a")
+    assert store.record_vote(
+        round_id=rid, item_key="k", generation_a_id=a, generation_b_id=b, a_position="left", annotator="ann", choice="a"
+    )
     redo = store.record_generation(**kw, model_id=m1, text="다른 답")
     assert redo != a and store.get_generation(a).text == "A 답"
 
@@ -387,9 +384,20 @@ def test_an_items_quota_holds_against_concurrent_votes(store: Store) -> None:
         store.add_annotator(n, "pw")
     rid, a, b = _quota_round(store, 1, [f"k{i}" for i in range(5)])
     for i in range(5):
-        results = _at_once(*[lambda n=n, i=i: store.record_vote(round_id=rid, item_key=f"k{i}", generation_a_id=a,
-                                                           generation_b_id=b, a_position="left", annotator=n,
-                                                           choice="a") for n in names])
+        results = _at_once(
+            *[
+                lambda n=n, i=i: store.record_vote(
+                    round_id=rid,
+                    item_key=f"k{i}",
+                    generation_a_id=a,
+                    generation_b_id=b,
+                    a_position="left",
+                    annotator=n,
+                    choice="a",
+                )
+                for n in names
+            ]
+        )
         assert results.count(True) == 1, results
         assert all(isinstance(r, ItemClosed) and r.reason == "quota" for r in results if r is not True), results
     votes = store.votes_frame(rid)
@@ -402,13 +410,28 @@ def test_a_skipped_item_takes_no_vote_from_the_same_annotator(store: Store) -> N
     rid, a, b = _quota_round(store, 3, [f"k{i}" for i in range(5)])
     assert store.record_skip(round_id=rid, item_key="k0", annotator="ann", reason="모름")
     with pytest.raises(ItemClosed, match="skipped"):
-        store.record_vote(round_id=rid, item_key="k0", generation_a_id=a, generation_b_id=b, a_position="left",
-                          annotator="ann", choice="a")
+        store.record_vote(
+            round_id=rid,
+            item_key="k0",
+            generation_a_id=a,
+            generation_b_id=b,
+            a_position="left",
+            annotator="ann",
+            choice="a",
+        )
     for i in range(1, 5):  # both at once: exactly one of them is stored
         vote, skip = _at_once(
-            lambda i=i: store.record_vote(round_id=rid, item_key=f"k{i}", generation_a_id=a, generation_b_id=b,
-                                          a_position="left", annotator="ann", choice="a"),
-            lambda i=i: store.record_skip(round_id=rid, item_key=f"k{i}", annotator="ann", reason="모름"))
+            lambda i=i: store.record_vote(
+                round_id=rid,
+                item_key=f"k{i}",
+                generation_a_id=a,
+                generation_b_id=b,
+                a_position="left",
+                annotator="ann",
+                choice="a",
+            ),
+            lambda i=i: store.record_skip(round_id=rid, item_key=f"k{i}", annotator="ann", reason="모름"),
+        )
         assert (vote is True) != (skip is True), (vote, skip)
     stored = len(store.votes_frame(rid)) + len(store.skips_frame(rid))
     assert stored == 5

@@ -37,8 +37,16 @@ def _seed(url: str, n_generations: int, annotators: list[str]) -> None:
         for name in annotators:
             store.add_annotator(name, "pw")
         rows = [
-            dict(eval_set="crash", dialog_id=f"d{i:05d}", turn_index=1, model_id=model_id, context="replay",
-                 prompt_hash="", text=f"answer {i}", created_at=utcnow())
+            dict(
+                eval_set="crash",
+                dialog_id=f"d{i:05d}",
+                turn_index=1,
+                model_id=model_id,
+                context="replay",
+                prompt_hash="",
+                text=f"answer {i}",
+                created_at=utcnow(),
+            )
             for i in range(n_generations)
         ]
         with store.engine.begin() as conn:
@@ -180,8 +188,7 @@ def test_concurrent_sqlite_writers_neither_lock_nor_lose(tmp_path: Path) -> None
     watcher = threading.Thread(target=reader)
     watcher.start()
     procs = [
-        _spawn("busy", url, f"ann{p}", str(p * per_process), str(threads), str(per_thread))
-        for p in range(processes)
+        _spawn("busy", url, f"ann{p}", str(p * per_process), str(threads), str(per_thread)) for p in range(processes)
     ]
     try:
         results = [(proc.wait(timeout=240), proc.stdout.read(), proc.stderr.read()) for proc in procs]

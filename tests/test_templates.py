@@ -25,7 +25,10 @@ FASHION_TOOL = {
 def test_koalpaca_training_text_matches_seed():
     # Seed 004: "### 질문: ...\n\n### 답변: 실수하시다니 정말 미안한 마음이 크겠어요<|endoftext|>"
     dialog = [
-        {"role": "user", "content": "이번 프로젝트에서 발표를 하는데 내가 실수하는 바람에 우리 팀이 감점을 받았어. 너무 미안해."},
+        {
+            "role": "user",
+            "content": "이번 프로젝트에서 발표를 하는데 내가 실수하는 바람에 우리 팀이 감점을 받았어. 너무 미안해.",
+        },
         {"role": "assistant", "content": "실수하시다니 정말 미안한 마음이 크겠어요"},
     ]
     got = render("koalpaca", dialog, add_generation_prompt=False, eos_token="<|endoftext|>")
@@ -135,7 +138,7 @@ def test_llama31_tools_tool_call_and_result():
                     "type": "function",
                     "function": {
                         "name": "retrieve_fashion_text_knowledges_with_text_query",
-                        "arguments": "{\"text_query\": \"코트\"}",
+                        "arguments": '{"text_query": "코트"}',
                     },
                 }
             ],
@@ -143,7 +146,7 @@ def test_llama31_tools_tool_call_and_result():
         {
             "role": "tool",
             "name": "retrieve_fashion_text_knowledges_with_text_query",
-            "content": "[{\"title\": \"코트\", \"text\": \"옛 유럽식 정장\"}]",
+            "content": '[{"title": "코트", "text": "옛 유럽식 정장"}]',
         },
     ]
     tool_json = (
@@ -200,8 +203,12 @@ def test_transformers_renders_the_same_text(name):
     tools = [FASHION_TOOL] if name == "llama31" else None
     ours = render(name, dialog, tools=tools, bos_token="<s>", eos_token="</s>")
     rendered, _ = render_jinja_template(
-        [dialog], tools=tools, chat_template=templates.TEMPLATES[name], add_generation_prompt=True,
-        bos_token="<s>", eos_token="</s>",
+        [dialog],
+        tools=tools,
+        chat_template=templates.TEMPLATES[name],
+        add_generation_prompt=True,
+        bos_token="<s>",
+        eos_token="</s>",
     )
     assert rendered[0] == ours
 
@@ -211,7 +218,9 @@ def test_template_files_for_vllm_are_current(tmp_path):
     for name, source in templates.TEMPLATES.items():
         shipped = templates.TEMPLATE_DIR / f"{name}.jinja"
         assert shipped.read_text(encoding="utf-8") == source, f"regenerate {shipped} with write_template_files()"
-        assert render(str(shipped), [{"role": "user", "content": "x"}]) == render(name, [{"role": "user", "content": "x"}])
+        assert render(str(shipped), [{"role": "user", "content": "x"}]) == render(
+            name, [{"role": "user", "content": "x"}]
+        )
     assert {p.name for p in templates.write_template_files(tmp_path)} == {f"{n}.jinja" for n in templates.TEMPLATES}
 
 

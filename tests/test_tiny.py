@@ -18,7 +18,11 @@ TOOLS = [
         "function": {
             "name": TOOL,
             "description": "패션 지식을 검색합니다.",
-            "parameters": {"type": "object", "properties": {"text_query": {"type": "string"}}, "required": ["text_query"]},
+            "parameters": {
+                "type": "object",
+                "properties": {"text_query": {"type": "string"}},
+                "required": ["text_query"],
+            },
         },
     }
 ]
@@ -28,7 +32,9 @@ TOOL_DIALOG = [
     {
         "role": "assistant",
         "content": None,
-        "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": TOOL, "arguments": '{"text_query": "코트"}'}}],
+        "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": TOOL, "arguments": '{"text_query": "코트"}'}}
+        ],
     },
     {"role": "tool", "tool_call_id": "call_1", "name": TOOL, "content": '[{"title": "코트", "text": "겉옷의 하나."}]'},
 ]
@@ -38,7 +44,9 @@ def _load(path: Path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     # local_files_only: a hub lookup here would be a bug, not a fallback.
-    return AutoTokenizer.from_pretrained(path, local_files_only=True), AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+    return AutoTokenizer.from_pretrained(path, local_files_only=True), AutoModelForCausalLM.from_pretrained(
+        path, local_files_only=True
+    )
 
 
 def test_models_load_offline_and_generate(tiny_models):
@@ -75,7 +83,9 @@ def test_llama_chat_template_renders_tool_dialog(tiny_models):
     assert TOOL in text and "당신은 패션 도우미입니다." in text
     call = f'{{"name": "{TOOL}", "parameters": {{"text_query": "코트"}}}}'
     assert call in text and json.loads(call)["parameters"] == {"text_query": "코트"}
-    assert '<|start_header_id|>ipython<|end_header_id|>\n\n[{"title": "코트", "text": "겉옷의 하나."}]<|eot_id|>' in text
+    assert (
+        '<|start_header_id|>ipython<|end_header_id|>\n\n[{"title": "코트", "text": "겉옷의 하나."}]<|eot_id|>' in text
+    )
     assert text.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
     # Arguments given as an object render the same as the JSON-string wire form.
     as_object = json.loads(json.dumps(TOOL_DIALOG))
@@ -88,7 +98,10 @@ def test_llama_chat_template_renders_tool_dialog(tiny_models):
 def test_llama_chat_template_without_tools(tiny_models):
     tok, _ = _load(tiny_models["llama-tiny"])
     text = tok.apply_chat_template([{"role": "user", "content": "안녕"}], add_generation_prompt=True, tokenize=False)
-    assert text == "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n안녕<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+    assert (
+        text
+        == "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n안녕<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+    )
     assert "Environment: ipython" not in text
 
 
@@ -128,7 +141,11 @@ def test_cli_build_reports_cached_models(tiny_models, capsys):
 @pytest.mark.slow
 def test_changed_corpus_rebuilds_atomically(tmp_path):
     corpus = tmp_path / "mini.jsonl"
-    dialog = {"id": "d1", "eval_set": "mini", "turns": [{"role": "user", "content": "안녕"}, {"role": "assistant", "content": KOREAN}]}
+    dialog = {
+        "id": "d1",
+        "eval_set": "mini",
+        "turns": [{"role": "user", "content": "안녕"}, {"role": "assistant", "content": KOREAN}],
+    }
     corpus.write_text(json.dumps(dialog, ensure_ascii=False) + "\n", encoding="utf-8")
     cache = tmp_path / "cache"
     first = tiny.ensure_tiny_models(cache, "test", corpus_files=[corpus], progress=False)

@@ -65,7 +65,9 @@ def test_researcher_loads_an_adapter_from_the_tab_and_live_offers_it(tiny_models
         expect(choice).to_be_visible(timeout=30_000)
         # Live compares two models at least: the adapter beside its base.
         for label in page.locator("#live-models label").all():
-            if label.locator("input").is_checked() != (label.inner_text().strip() in ("llama-tiny", "llama-tiny:tone-v1")):
+            if label.locator("input").is_checked() != (
+                label.inner_text().strip() in ("llama-tiny", "llama-tiny:tone-v1")
+            ):
                 label.click()
         page.locator("#live-message textarea").fill("안녕하세요")
         page.locator("#live-send").click()

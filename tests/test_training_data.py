@@ -18,7 +18,9 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def jsonl(tmp_path: Path, name: str, rows: list) -> Path:
-    return write(tmp_path, name, "\n".join(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
+    return write(
+        tmp_path, name, "\n".join(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in rows) + "\n"
+    )
 
 
 def pairs(record: dict) -> list[tuple[str, str]]:
@@ -30,18 +32,33 @@ def problem_lines(problems) -> list[str]:
 
 
 def test_dolly_context_follows_the_instruction_and_a_bad_line_is_reported(tmp_path):
-    path = jsonl(tmp_path, "dolly.jsonl", [
-        {"instruction": "도배할 때 주의사항이 뭐야?", "context": "", "response": "벽면을 평탄하게 만든 뒤 초배지를 붙입니다.", "category": "open_qa"},
-        {"instruction": "다테 기미코가 최초로 은퇴 선언을 한게 언제지", "context": "1996년 9월 24일 최초로 은퇴를 선언하였다.",
-         "response": "1996년 9월 24일", "category": "closed_qa"},
-        {"instruction": "응답이 없는 항목", "context": "", "category": "open_qa"},
-        "{not json",
-    ])
+    path = jsonl(
+        tmp_path,
+        "dolly.jsonl",
+        [
+            {
+                "instruction": "도배할 때 주의사항이 뭐야?",
+                "context": "",
+                "response": "벽면을 평탄하게 만든 뒤 초배지를 붙입니다.",
+                "category": "open_qa",
+            },
+            {
+                "instruction": "다테 기미코가 최초로 은퇴 선언을 한게 언제지",
+                "context": "1996년 9월 24일 최초로 은퇴를 선언하였다.",
+                "response": "1996년 9월 24일",
+                "category": "closed_qa",
+            },
+            {"instruction": "응답이 없는 항목", "context": "", "category": "open_qa"},
+            "{not json",
+        ],
+    )
     records, problems = convert_file(path)
     assert [pairs(r) for r in records] == [
         [("user", "도배할 때 주의사항이 뭐야?"), ("assistant", "벽면을 평탄하게 만든 뒤 초배지를 붙입니다.")],
-        [("user", "다테 기미코가 최초로 은퇴 선언을 한게 언제지\n\n1996년 9월 24일 최초로 은퇴를 선언하였다."),
-         ("assistant", "1996년 9월 24일")],
+        [
+            ("user", "다테 기미코가 최초로 은퇴 선언을 한게 언제지\n\n1996년 9월 24일 최초로 은퇴를 선언하였다."),
+            ("assistant", "1996년 9월 24일"),
+        ],
     ]
     assert records[0]["source"] == f"{path}:1" and records[1]["meta"] == {"category": "closed_qa"}
     assert problem_lines(problems)[0] == "dolly.jsonl:3: response: missing or empty"
@@ -49,11 +66,19 @@ def test_dolly_context_follows_the_instruction_and_a_bad_line_is_reported(tmp_pa
 
 
 def test_alpaca_input_becomes_context(tmp_path):
-    path = jsonl(tmp_path, "alpaca.jsonl", [
-        {"instruction": "다음 국가와 관련된 역사적 사건 3가지를 나열하십시오.", "input": "캐나다", "output": "1867년 캐나다 연방 성립 등."},
-        {"instruction": "인사해 줘", "input": "", "output": "안녕하세요!"},
-        {"instruction": "숫자 출력", "input": "", "output": 3},
-    ])
+    path = jsonl(
+        tmp_path,
+        "alpaca.jsonl",
+        [
+            {
+                "instruction": "다음 국가와 관련된 역사적 사건 3가지를 나열하십시오.",
+                "input": "캐나다",
+                "output": "1867년 캐나다 연방 성립 등.",
+            },
+            {"instruction": "인사해 줘", "input": "", "output": "안녕하세요!"},
+            {"instruction": "숫자 출력", "input": "", "output": 3},
+        ],
+    )
     records, problems = convert_file(path, "alpaca")
     assert pairs(records[0])[0] == ("user", "다음 국가와 관련된 역사적 사건 3가지를 나열하십시오.\n\n캐나다")
     assert pairs(records[1]) == [("user", "인사해 줘"), ("assistant", "안녕하세요!")]
@@ -61,16 +86,24 @@ def test_alpaca_input_becomes_context(tmp_path):
 
 
 def test_kovicuna_sharegpt_conversations(tmp_path):
-    path = jsonl(tmp_path, "kovicuna.jsonl", [
-        {"id": "QWJhYvA_0", "conversations": [
-            {"from": "human", "value": "제프 워커의 제품 출시 공식을 요약하세요..."},
-            {"from": "gpt", "value": "다음은 주요 아이디어입니다:\r\n\r\n1. 타겟 고객 파악"},
-            {"from": "human", "value": "출시 책의 정신적 트리거는?"},
-            {"from": "gpt", "value": "1. 희소성\r\n2. 권위"},
-            {"from": "human", "value": "답이 없는 마지막 질문"}]},
-        {"id": "bad_1", "conversations": [{"from": "human", "value": "안녕"}, {"from": "robot", "value": "삐빅"}]},
-        {"id": "bad_2", "conversations": [{"from": "gpt", "value": "먼저 말하는 봇"}]},
-    ])
+    path = jsonl(
+        tmp_path,
+        "kovicuna.jsonl",
+        [
+            {
+                "id": "QWJhYvA_0",
+                "conversations": [
+                    {"from": "human", "value": "제프 워커의 제품 출시 공식을 요약하세요..."},
+                    {"from": "gpt", "value": "다음은 주요 아이디어입니다:\r\n\r\n1. 타겟 고객 파악"},
+                    {"from": "human", "value": "출시 책의 정신적 트리거는?"},
+                    {"from": "gpt", "value": "1. 희소성\r\n2. 권위"},
+                    {"from": "human", "value": "답이 없는 마지막 질문"},
+                ],
+            },
+            {"id": "bad_1", "conversations": [{"from": "human", "value": "안녕"}, {"from": "robot", "value": "삐빅"}]},
+            {"id": "bad_2", "conversations": [{"from": "gpt", "value": "먼저 말하는 봇"}]},
+        ],
+    )
     assert detect_format(path) == "sharegpt"
     records, problems = convert_file(path)
     assert [r for r, _ in pairs(records[0])] == ["user", "assistant", "user", "assistant"]  # trailing question dropped
@@ -85,31 +118,71 @@ def test_kovicuna_sharegpt_conversations(tmp_path):
 def test_korquad_paragraph_lines_and_official_file(tmp_path):
     context = "1994년 생애 최초로 세계 랭킹 10위권에 진입하였다. 1996년 9월 24일 최초로 은퇴를 선언하였다."
     start = context.index("1996년 9월 24일")
-    path = jsonl(tmp_path, "korquad.jsonl", [
-        {"qas": [{"question": "다테 기미코가 최초로 은퇴 선언을 한게 언제지", "answers": [{"answer_start": start, "text": "1996년 9월 24일"}],
-                  "id": "9_f2_wiki_2822-1"},
-                 {"question": "틀린 답", "answers": [{"answer_start": 0, "text": "2020년"}], "id": "x"}],
-         "context": context},
-    ])
+    path = jsonl(
+        tmp_path,
+        "korquad.jsonl",
+        [
+            {
+                "qas": [
+                    {
+                        "question": "다테 기미코가 최초로 은퇴 선언을 한게 언제지",
+                        "answers": [{"answer_start": start, "text": "1996년 9월 24일"}],
+                        "id": "9_f2_wiki_2822-1",
+                    },
+                    {"question": "틀린 답", "answers": [{"answer_start": 0, "text": "2020년"}], "id": "x"},
+                ],
+                "context": context,
+            },
+        ],
+    )
     records, problems = convert_file(path, "korquad")
-    assert pairs(records[0]) == [("user", f"다테 기미코가 최초로 은퇴 선언을 한게 언제지\n\n{context}"), ("assistant", "1996년 9월 24일")]
-    assert problem_lines(problems) == ["korquad.jsonl:1: qas[1].answers[0]: answer '2020년' is not in the context (answer_start 0)"]
+    assert pairs(records[0]) == [
+        ("user", f"다테 기미코가 최초로 은퇴 선언을 한게 언제지\n\n{context}"),
+        ("assistant", "1996년 9월 24일"),
+    ]
+    assert problem_lines(problems) == [
+        "korquad.jsonl:1: qas[1].answers[0]: answer '2020년' is not in the context (answer_start 0)"
+    ]
 
-    official = write(tmp_path, "KorQuAD_v1.0_train.json", json.dumps(
-        {"version": "KorQuAD_v1.0_train", "data": [{"title": "다테 기미코", "paragraphs": [
-            {"context": context, "qas": [{"question": "언제 랭킹 10위권에 들었나?", "answers": [{"answer_start": 0, "text": "1994년"}]},
-                                         {"question": "", "answers": [{"answer_start": 0, "text": "1994년"}]}]}]}]},
-        ensure_ascii=False))
+    official = write(
+        tmp_path,
+        "KorQuAD_v1.0_train.json",
+        json.dumps(
+            {
+                "version": "KorQuAD_v1.0_train",
+                "data": [
+                    {
+                        "title": "다테 기미코",
+                        "paragraphs": [
+                            {
+                                "context": context,
+                                "qas": [
+                                    {
+                                        "question": "언제 랭킹 10위권에 들었나?",
+                                        "answers": [{"answer_start": 0, "text": "1994년"}],
+                                    },
+                                    {"question": "", "answers": [{"answer_start": 0, "text": "1994년"}]},
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            },
+            ensure_ascii=False,
+        ),
+    )
     assert detect_format(official) == "korquad"
     records, problems = convert_file(official)
     assert pairs(records[0])[1] == ("assistant", "1994년")
-    assert problem_lines(problems) == ["KorQuAD_v1.0_train.json:1: data[0].paragraphs[0].qas[1].question: missing or empty"]
+    assert problem_lines(problems) == [
+        "KorQuAD_v1.0_train.json:1: data[0].paragraphs[0].qas[1].question: missing or empty"
+    ]
 
 
 DOBAE_CSV = (
     "\ufeffid,질문_1,질문_2,category,답변_1,답변_2,답변_3,답변_4,답변_5\n"
     "TRAIN_000,면진장치가 뭐야?,면진장치에 사용되는 주요 기술은 무엇인가요?,건축구조,"
-    "면진장치란 지반의 진동 에너지를 흡수하는 장치입니다.,\"면진장치는 진동을 줄여\n건물을 보호합니다.\",답3,답4,답5\n"
+    '면진장치란 지반의 진동 에너지를 흡수하는 장치입니다.,"면진장치는 진동을 줄여\n건물을 보호합니다.",답3,답4,답5\n'
     "TRAIN_001,철골구조의 장점이 뭐야?,,건축구조,고층 건물의 건축이 가능합니다.,,,,\n"
     "TRAIN_002,답이 없는 질문,,건축구조,,,,,\n"
 )
@@ -125,19 +198,25 @@ def test_dobae_csv_every_question_times_every_answer(tmp_path):
     assert "면진장치는 진동을 줄여\n건물을 보호합니다." in {pairs(r)[1][1] for r in first}
     assert first[0]["meta"]["category"] == "건축구조" and first[0]["source"].endswith("train.csv:2")
     second = [r for r in records if r["meta"]["id"] == "TRAIN_001"]
-    assert [pairs(r) for r in second] == [[("user", "철골구조의 장점이 뭐야?"), ("assistant", "고층 건물의 건축이 가능합니다.")]]
+    assert [pairs(r) for r in second] == [
+        [("user", "철골구조의 장점이 뭐야?"), ("assistant", "고층 건물의 건축이 가능합니다.")]
+    ]
     assert second[0]["source"].endswith("train.csv:4")  # the quoted cell of row 2 spans two lines
     assert problem_lines(problems) == ["train.csv:5: 답변_1: no answer"]
 
 
 def test_aihub_emotion_csv_and_json_up_to_three_turns(tmp_path):
-    csv_path = write(tmp_path, "감성대화말뭉치.csv", (
-        "번호,감정_대분류,사람문장1,시스템응답1,사람문장2,시스템응답2,사람문장3,시스템응답3,사람문장4,시스템응답4\n"
-        "1,불안,엄마한테 혼날 거 같아서 불안해,어머니께 혼날까 봐 불안하신가 봐요.,시험을 망쳤어,많이 속상하시겠어요.,"
-        "내일 잘 보면 괜찮을 거 같아,좋은 생각이에요. 응원할게요.,네 번째 문장,네 번째 응답\n"
-        "2,슬픔,오늘 시험 망쳐서 우울해,우울하셔서 정말 슬프시겠어요.,어떻게 하지?,,,,,\n"
-        "3,기쁨,,,,,,,,\n"
-    ))
+    csv_path = write(
+        tmp_path,
+        "감성대화말뭉치.csv",
+        (
+            "번호,감정_대분류,사람문장1,시스템응답1,사람문장2,시스템응답2,사람문장3,시스템응답3,사람문장4,시스템응답4\n"
+            "1,불안,엄마한테 혼날 거 같아서 불안해,어머니께 혼날까 봐 불안하신가 봐요.,시험을 망쳤어,많이 속상하시겠어요.,"
+            "내일 잘 보면 괜찮을 거 같아,좋은 생각이에요. 응원할게요.,네 번째 문장,네 번째 응답\n"
+            "2,슬픔,오늘 시험 망쳐서 우울해,우울하셔서 정말 슬프시겠어요.,어떻게 하지?,,,,,\n"
+            "3,기쁨,,,,,,,,\n"
+        ),
+    )
     records, problems = convert_file(csv_path)
     assert len(records[0]["messages"]) == 6  # three exchanges at most: the fourth is not used
     assert pairs(records[0])[-1] == ("assistant", "좋은 생각이에요. 응원할게요.")
@@ -145,29 +224,56 @@ def test_aihub_emotion_csv_and_json_up_to_three_turns(tmp_path):
     assert pairs(records[1]) == [("user", "오늘 시험 망쳐서 우울해"), ("assistant", "우울하셔서 정말 슬프시겠어요.")]
     assert problem_lines(problems) == ["감성대화말뭉치.csv:4: 사람문장1: missing or empty: no complete exchange"]
 
-    json_path = write(tmp_path, "Training.json", json.dumps([
-        {"profile": {"emotion": {"type": "E18"}}, "talk": {"content": {
-            "HS01": "일은 왜 해도 해도 끝이 없을까? 화가 난다.", "SS01": "많이 힘드시겠어요.", "HS02": "", "SS02": ""}}},
-        {"profile": {"emotion": {"type": "E30"}}, "talk": {"content": {"HS01": "", "SS01": "응답만 있음"}}},
-    ], ensure_ascii=False, indent=2))
+    json_path = write(
+        tmp_path,
+        "Training.json",
+        json.dumps(
+            [
+                {
+                    "profile": {"emotion": {"type": "E18"}},
+                    "talk": {
+                        "content": {
+                            "HS01": "일은 왜 해도 해도 끝이 없을까? 화가 난다.",
+                            "SS01": "많이 힘드시겠어요.",
+                            "HS02": "",
+                            "SS02": "",
+                        }
+                    },
+                },
+                {"profile": {"emotion": {"type": "E30"}}, "talk": {"content": {"HS01": "", "SS01": "응답만 있음"}}},
+            ],
+            ensure_ascii=False,
+            indent=2,
+        ),
+    )
     records, problems = convert_file(json_path)
     assert detect_format(json_path) == "emotion"
-    assert pairs(records[0]) == [("user", "일은 왜 해도 해도 끝이 없을까? 화가 난다."), ("assistant", "많이 힘드시겠어요.")]
+    assert pairs(records[0]) == [
+        ("user", "일은 왜 해도 해도 끝이 없을까? 화가 난다."),
+        ("assistant", "많이 힘드시겠어요."),
+    ]
     assert records[0]["meta"] == {"emotion": "E18"}
     # The second element of the JSON array starts on line 12 of the indented file.
     start = json_path.read_text(encoding="utf-8").splitlines().index("  {", 2) + 1
-    assert problem_lines(problems) == [f"Training.json:{start}: talk.content.HS01: missing or empty: no complete exchange"]
+    assert problem_lines(problems) == [
+        f"Training.json:{start}: talk.content.HS01: missing or empty: no complete exchange"
+    ]
 
 
 def test_eval_set_jsonl_keeps_tool_calls_and_adds_reference_records(tmp_path):
     tool = "retrieve_fashion_text_knowledges_with_text_query"
     dialog = {
-        "id": "fashion-coat-01", "eval_set": "t", "system": "당신은 패션 도우미입니다.",
+        "id": "fashion-coat-01",
+        "eval_set": "t",
+        "system": "당신은 패션 도우미입니다.",
         "tools": [{"type": "function", "function": {"name": tool, "parameters": {"type": "object"}}}],
         "turns": [
             {"role": "user", "content": "코트가 뭐야?"},
-            {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": tool, "arguments": "{\"text_query\": \"코트\"}"}}]},
-            {"role": "tool", "name": tool, "content": "[{\"title\": \"코트\"}]"},
+            {
+                "role": "assistant",
+                "tool_calls": [{"type": "function", "function": {"name": tool, "arguments": '{"text_query": "코트"}'}}],
+            },
+            {"role": "tool", "name": tool, "content": '[{"title": "코트"}]'},
             {"role": "assistant", "content": "코트는 프록 코트에서 유래된 의복입니다."},
             {"role": "user", "content": "고마워"},
         ],
@@ -178,11 +284,19 @@ def test_eval_set_jsonl_keeps_tool_calls_and_adds_reference_records(tmp_path):
     assert detect_format(path) == "evalset"
     records, problems = convert_file(path)
     full, variant = records
-    assert [m["role"] for m in full["messages"]] == ["system", "user", "assistant", "tool", "assistant"]  # open user turn dropped
+    assert [m["role"] for m in full["messages"]] == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+    ]  # open user turn dropped
     assert full["messages"][2]["tool_calls"][0]["function"]["name"] == tool and full["tools"] == dialog["tools"]
     assert variant["messages"][-1] == {"role": "assistant", "content": "겉옷의 하나입니다."}
     assert len(convert_file(path, references=False)[0]) == 1
-    assert [(Path(p.file).name, p.line) for p in problems] == [("set.jsonl", 2)] and "unknown role" in problems[0].message
+    assert [(Path(p.file).name, p.line) for p in problems] == [("set.jsonl", 2)] and "unknown role" in problems[
+        0
+    ].message
 
 
 def test_load_records_stops_on_bad_records_unless_skip_bad(tmp_path):

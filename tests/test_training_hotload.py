@@ -30,11 +30,25 @@ def adapter_run(tiny_models, tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("hot")
     data = root / "dolly.jsonl"
-    data.write_text(json.dumps({"instruction": "벽지가 뭐야?", "response": "벽에 바르는 종이입니다."}, ensure_ascii=False) + "\n",
-                    encoding="utf-8")
-    cfg = load_config(None, dict(base_model=str(tiny_models["llama-tiny"]), data=[str(data)], output_dir=str(root / "adapters"),
-                                 run_name="dobae", max_steps=2, learning_rate=2e-2, eval_fraction=0.0, progress=False,
-                                 logging_steps=1, save_steps=100))
+    data.write_text(
+        json.dumps({"instruction": "벽지가 뭐야?", "response": "벽에 바르는 종이입니다."}, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+    )
+    cfg = load_config(
+        None,
+        dict(
+            base_model=str(tiny_models["llama-tiny"]),
+            data=[str(data)],
+            output_dir=str(root / "adapters"),
+            run_name="dobae",
+            max_steps=2,
+            learning_rate=2e-2,
+            eval_fraction=0.0,
+            progress=False,
+            logging_steps=1,
+            save_steps=100,
+        ),
+    )
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -49,7 +63,8 @@ def registry_for(tiny_models, tmp_path: Path):
         "models:\n"
         f"  - {{name: polyglot-tiny, kind: local, path: {tiny_models['polyglot-tiny']}, template: koalpaca}}\n"
         f"  - {{name: llama-tiny, kind: local, path: {tiny_models['llama-tiny']}, options: {{max_tokens: 8, temperature: 0}}}}\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     return build_registry(config)
 
 
@@ -58,7 +73,9 @@ def random_neox_lora(base: Path, out: Path) -> Path:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base), LoraConfig(r=4, target_modules=["query_key_value"]))
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(base), LoraConfig(r=4, target_modules=["query_key_value"])
+    )
     model.save_pretrained(out)
     return out
 
@@ -67,7 +84,10 @@ async def test_registry_gains_base_colon_adapter_at_run_time_and_it_streams(tiny
     registry = registry_for(tiny_models, tmp_path)
     base = registry["llama-tiny"]
     await base.load()
-    assert hotload.base_for(registry, json.loads((adapter_run / "manifest.json").read_text())["base_model"]) == "llama-tiny"
+    assert (
+        hotload.base_for(registry, json.loads((adapter_run / "manifest.json").read_text())["base_model"])
+        == "llama-tiny"
+    )
 
     name = await hotload.add_adapter(registry, "llama-tiny", adapter_run)
     assert name == f"llama-tiny:{adapter_run.name}" and registry.names()[-1] == name
@@ -75,7 +95,9 @@ async def test_registry_gains_base_colon_adapter_at_run_time_and_it_streams(tiny
     assert added.base is base.base  # the already-loaded weights are shared, not loaded again
     assert str(added.adapter) == str(adapter_run.resolve()) and registry.specs[name].options.max_tokens == 8
     assert hotload.models_using(registry, adapter_run) == [name]
-    events = [e async for e in added.stream([{"role": "user", "content": "벽지가 뭐야?"}], options=Options(temperature=0))]
+    events = [
+        e async for e in added.stream([{"role": "user", "content": "벽지가 뭐야?"}], options=Options(temperature=0))
+    ]
     assert isinstance(events[-1], Finish) and events[-1].usage.completion_tokens > 0
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == events[-1].text
 
@@ -168,7 +190,9 @@ def test_cli_add_reaches_the_served_arena_and_the_tab_lists_it(tiny_models, adap
     services = services_for(tiny_models, tmp_path)
     monkeypatch.setenv("ARENA_PASSWORD", PASSWORD)
     with served(create_app(services)) as url:
-        rc = main(["adapters", "add", "dobae-v1", str(adapter_run), "--base", "llama-tiny", "--url", url, "--user", "lead"])
+        rc = main(
+            ["adapters", "add", "dobae-v1", str(adapter_run), "--base", "llama-tiny", "--url", url, "--user", "lead"]
+        )
         assert rc == 0 and "added llama-tiny:dobae-v1" in capsys.readouterr().out
         assert httpx.get(url + "/en/", timeout=30).status_code in (200, 401)  # the UI is still mounted beside the API
         rc = main(["adapters", "add", "x", str(adapter_run), "--base", "llama-tiny", "--url", url, "--user", "rater"])

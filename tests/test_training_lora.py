@@ -16,17 +16,25 @@ from training.lora import LLAMA_LIKE, TARGET_MODULES, build_trainer, new_run_dir
 DOLLY = [
     {"instruction": "벽지가 뭐야?", "context": "", "response": "벽지는 벽에 바르는 종이입니다."},
     {"instruction": "도배할 때 주의사항은?", "context": "", "response": "벽면을 평탄하게 만든 뒤 초배지를 붙입니다."},
-    {"instruction": "곰팡이가 생기면?", "context": "습기가 많은 방", "response": "환기를 자주 하고 곰팡이 제거제를 쓰세요."},
+    {
+        "instruction": "곰팡이가 생기면?",
+        "context": "습기가 많은 방",
+        "response": "환기를 자주 하고 곰팡이 제거제를 쓰세요.",
+    },
     {"instruction": "면진장치가 뭐야?", "context": "", "response": "지반의 진동 에너지를 흡수하는 장치입니다."},
 ]
 TOOL = "search"
 TOOL_DIALOG = {
-    "id": "tool-01", "eval_set": "t",
+    "id": "tool-01",
+    "eval_set": "t",
     "tools": [{"type": "function", "function": {"name": TOOL, "parameters": {"type": "object"}}}],
     "turns": [
         {"role": "user", "content": "크록스는 어느 나라 브랜드야?"},
-        {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": TOOL, "arguments": "{\"q\": \"크록스\"}"}}]},
-        {"role": "tool", "name": TOOL, "content": "[{\"title\": \"크록스\", \"text\": \"미국의 신발 브랜드\"}]"},
+        {
+            "role": "assistant",
+            "tool_calls": [{"type": "function", "function": {"name": TOOL, "arguments": '{"q": "크록스"}'}}],
+        },
+        {"role": "tool", "name": TOOL, "content": '[{"title": "크록스", "text": "미국의 신발 브랜드"}]'},
         {"role": "assistant", "content": "크록스는 미국 브랜드입니다."},
     ],
 }
@@ -56,9 +64,24 @@ def data_files(tmp_path_factory) -> dict[str, Path]:
 
 
 def config(base: Path, data: list[str], out: Path, **overrides):
-    settings = dict(base_model=str(base), data=data, output_dir=str(out), max_steps=12, learning_rate=2e-2,
-                    lora_r=8, lora_alpha=16, lora_dropout=0.0, per_device_train_batch_size=4, logging_steps=2,
-                    eval_steps=6, save_steps=6, eval_fraction=0.2, warmup_ratio=0.0, progress=False, seed=7)
+    settings = dict(
+        base_model=str(base),
+        data=data,
+        output_dir=str(out),
+        max_steps=12,
+        learning_rate=2e-2,
+        lora_r=8,
+        lora_alpha=16,
+        lora_dropout=0.0,
+        per_device_train_batch_size=4,
+        logging_steps=2,
+        eval_steps=6,
+        save_steps=6,
+        eval_fraction=0.2,
+        warmup_ratio=0.0,
+        progress=False,
+        seed=7,
+    )
     settings.update(overrides)
     return load_config(None, settings)
 
@@ -77,7 +100,9 @@ def llama_run(tiny_models, data_files, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def polyglot_run(tiny_models, data_files, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("adapters")
-    return run(config(tiny_models["polyglot-tiny"], [str(data_files["dolly"])], out, template="koalpaca", eval_fraction=0.0))
+    return run(
+        config(tiny_models["polyglot-tiny"], [str(data_files["dolly"])], out, template="koalpaca", eval_fraction=0.0)
+    )
 
 
 def masked_loss(model, tokenizer, template, records) -> float:
@@ -97,12 +122,16 @@ def masked_loss(model, tokenizer, template, records) -> float:
     return sum(losses) / len(losses)
 
 
-@pytest.mark.parametrize(("run_fixture", "model", "template", "targets"), [
-    ("llama_run", "llama-tiny", None, LLAMA_LIKE),
-    ("polyglot_run", "polyglot-tiny", "koalpaca", TARGET_MODULES["gpt_neox"]),
-])
-def test_run_writes_adapter_manifest_and_curve_and_lowers_the_loss(request, tiny_models, data_files, run_fixture,
-                                                                   model, template, targets):
+@pytest.mark.parametrize(
+    ("run_fixture", "model", "template", "targets"),
+    [
+        ("llama_run", "llama-tiny", None, LLAMA_LIKE),
+        ("polyglot_run", "polyglot-tiny", "koalpaca", TARGET_MODULES["gpt_neox"]),
+    ],
+)
+def test_run_writes_adapter_manifest_and_curve_and_lowers_the_loss(
+    request, tiny_models, data_files, run_fixture, model, template, targets
+):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -146,7 +175,11 @@ def test_labels_are_masked_outside_assistant_answers(tiny_models, data_files, tm
     trained = tok.decode([i for i, lab in zip(ids, labels) if lab != -100])
     assert trained == '{"name": "search", "parameters": {"q": "크록스"}}<|eot_id|>크록스는 미국 브랜드입니다.<|eot_id|>'
     masked = tok.decode([i for i, lab in zip(ids, labels) if lab == -100])
-    assert "크록스는 어느 나라 브랜드야?" in masked and "미국의 신발 브랜드" in masked and "<|start_header_id|>assistant" in masked
+    assert (
+        "크록스는 어느 나라 브랜드야?" in masked
+        and "미국의 신발 브랜드" in masked
+        and "<|start_header_id|>assistant" in masked
+    )
     assert all(lab in (-100, i) for i, lab in zip(ids, labels))
     assert info["records"] == {"train": 1, "eval": 0}
 
@@ -171,8 +204,13 @@ def test_resume_continues_the_step_count_into_a_new_dir(tiny_models, data_files,
     before = (llama_run / "manifest.json").read_bytes()
     checkpoint = llama_run / "checkpoints" / "checkpoint-6"
     assert (checkpoint / "trainer_state.json").is_file()
-    cfg = config(tiny_models["llama-tiny"], [f"dolly:{data_files['dolly']}", str(data_files["evalset"])],
-                 llama_run.parent, max_steps=8, resume=str(checkpoint))
+    cfg = config(
+        tiny_models["llama-tiny"],
+        [f"dolly:{data_files['dolly']}", str(data_files["evalset"])],
+        llama_run.parent,
+        max_steps=8,
+        resume=str(checkpoint),
+    )
     resumed = run(cfg)
     assert resumed != llama_run and resumed.parent == llama_run.parent
     assert (llama_run / "manifest.json").read_bytes() == before  # the finished run is never trained into again
@@ -184,7 +222,9 @@ def test_resume_continues_the_step_count_into_a_new_dir(tiny_models, data_files,
     steps = [s for s, _ in m["loss_history"]["train"]]
     assert steps[-1] == 8 and max(s for s in steps if s < 8) <= 6  # logged every 2 steps: ..., 6, 8
     # Steps up to the checkpoint come from its state, identical to the first run's log.
-    assert [p for p in m["loss_history"]["train"] if p[0] <= 6] == [p for p in first["loss_history"]["train"] if p[0] <= 6]
+    assert [p for p in m["loss_history"]["train"] if p[0] <= 6] == [
+        p for p in first["loss_history"]["train"] if p[0] <= 6
+    ]
 
 
 def test_run_dirs_are_never_reused(tmp_path):
@@ -221,7 +261,9 @@ def test_merge_gives_a_full_model_that_answers_like_base_plus_adapter(tiny_model
     assert not any("lora" in n for n, _ in merged.named_parameters())
     assert json.loads((out / "merged.json").read_text())["template"] == "koalpaca"
     ids = torch.tensor([[5, 17, 42, 99, 7]])
-    peft = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_models["polyglot-tiny"]), str(polyglot_run))
+    peft = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(tiny_models["polyglot-tiny"]), str(polyglot_run)
+    )
     with torch.no_grad():
         assert torch.allclose(merged(ids).logits, peft(ids).logits, atol=1e-4)
     with pytest.raises(FileExistsError):
@@ -234,10 +276,16 @@ def test_config_yaml_with_cli_overrides(tmp_path):
     from training.config import add_arguments, from_args
 
     path = tmp_path / "train.yaml"
-    path.write_text("base_model: models/llama-tiny\ndata: [dolly:a.jsonl]\nlearning_rate: 1e-4\nlora_r: 4\n", encoding="utf-8")
+    path.write_text(
+        "base_model: models/llama-tiny\ndata: [dolly:a.jsonl]\nlearning_rate: 1e-4\nlora_r: 4\n", encoding="utf-8"
+    )
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    cfg = from_args(parser.parse_args(["--config", str(path), "--lora-r", "32", "--skip_bad", "--target_modules", "q_proj", "v_proj"]))
+    cfg = from_args(
+        parser.parse_args(
+            ["--config", str(path), "--lora-r", "32", "--skip_bad", "--target_modules", "q_proj", "v_proj"]
+        )
+    )
     assert (cfg.learning_rate, cfg.lora_r, cfg.skip_bad, cfg.target_modules) == (1e-4, 32, True, ["q_proj", "v_proj"])
     assert cfg.data == ["dolly:a.jsonl"] and cfg.lora_alpha == 32  # untouched defaults stay
     path.write_text("base_model: m\ndata: [a]\nlearnin_rate: 1\n", encoding="utf-8")
@@ -261,8 +309,9 @@ def test_quantization_auto_is_plain_lora_without_cuda():
 
 
 @pytest.mark.parametrize("progress", [True, False])
-def test_arena_train_shows_its_progress_by_step_without_log_dicts_or_warnings(tiny_models, data_files, tmp_path,
-                                                                              progress):
+def test_arena_train_shows_its_progress_by_step_without_log_dicts_or_warnings(
+    tiny_models, data_files, tmp_path, progress
+):
     """Issue 15 item 9: the real `arena train`, output captured as in CI (no terminal size). With the bar:
     one ``training RUN: N/6`` bar with the loss; without: one ``step N/6: loss …`` line per log. Never the
     raw log dicts (``{'loss': …}``) nor the FutureWarnings trl's own code triggers."""
@@ -274,11 +323,36 @@ def test_arena_train_shows_its_progress_by_step_without_log_dicts_or_warnings(ti
     out = tmp_path / "adapters"
     env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1", "COLUMNS": "0", "LINES": "0"}
     done = subprocess.run(
-        [sys.executable, "-m", "arena.cli", "train", "--base_model", str(tiny_models["llama-tiny"]),
-         "--data", f"dolly:{data_files['dolly']}", "--output_dir", str(out), "--max_steps", "6",
-         "--logging_steps", "2", "--eval_fraction", "0.2", "--per_device_train_batch_size", "2",
-         "--save_steps", "6", "--progress", str(progress).lower()],
-        cwd=root, env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "arena.cli",
+            "train",
+            "--base_model",
+            str(tiny_models["llama-tiny"]),
+            "--data",
+            f"dolly:{data_files['dolly']}",
+            "--output_dir",
+            str(out),
+            "--max_steps",
+            "6",
+            "--logging_steps",
+            "2",
+            "--eval_fraction",
+            "0.2",
+            "--per_device_train_batch_size",
+            "2",
+            "--save_steps",
+            "6",
+            "--progress",
+            str(progress).lower(),
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     err = done.stderr
     run_name = next(out.iterdir()).name

@@ -15,9 +15,15 @@ from arena.web.blocks import ArenaBlocks
 
 def _app(cls: type[gr.Blocks]) -> tuple[gr.Blocks, dict[str, Any]]:
     with cls() as app:
-        c = {"state": gr.State(0), "text": gr.Textbox("a", elem_id="t"), "md": gr.Markdown("m"),
-             "html": gr.HTML("<b>h</b>"), "button": gr.Button("b", interactive=False),
-             "radio": gr.Radio(["x", "y"], value="x"), "col": gr.Column(visible=True)}
+        c = {
+            "state": gr.State(0),
+            "text": gr.Textbox("a", elem_id="t"),
+            "md": gr.Markdown("m"),
+            "html": gr.HTML("<b>h</b>"),
+            "button": gr.Button("b", interactive=False),
+            "radio": gr.Radio(["x", "y"], value="x"),
+            "col": gr.Column(visible=True),
+        }
         with c["col"]:
             gr.Markdown("inside")
         c["button"].click(lambda: None, None, list(c.values()))
@@ -35,15 +41,26 @@ CASES: list[list[Any]] = [
     [[1, "t", "m", "h", gr.update(interactive=True), "y", gr.update(visible=False)]],
     [[gr.skip()] * 7],
     # flags set cheaply, then a full update of the same components rebuilt from the session's copy
-    [{"radio": gr.update(interactive=False), "text": gr.update(visible=False, interactive=True)},
-     {"radio": gr.update(choices=["x", "z"], value="z"), "text": gr.update(value="b", lines=3)},
-     {"radio": gr.update(interactive=True), "html": gr.update(visible=False)}],
-    [{"button": gr.update(interactive=True)}, {"button": gr.update(interactive=False)},
-     {"button": gr.update(value="다음")}],
+    [
+        {"radio": gr.update(interactive=False), "text": gr.update(visible=False, interactive=True)},
+        {"radio": gr.update(choices=["x", "z"], value="z"), "text": gr.update(value="b", lines=3)},
+        {"radio": gr.update(interactive=True), "html": gr.update(visible=False)},
+    ],
+    [
+        {"button": gr.update(interactive=True)},
+        {"button": gr.update(interactive=False)},
+        {"button": gr.update(value="다음")},
+    ],
     # values set with flags, as the arena clears its rating inputs (a Button's value stays Gradio's path)
-    [{"radio": gr.update(value=None, interactive=False), "text": gr.update(value="", interactive=False),
-      "md": gr.update(value="**굵게**", visible=True), "button": gr.update(value="b2", interactive=True)},
-     {"radio": gr.update(value="y", interactive=True), "text": gr.update(value="다시", visible=False)}],
+    [
+        {
+            "radio": gr.update(value=None, interactive=False),
+            "text": gr.update(value="", interactive=False),
+            "md": gr.update(value="**굵게**", visible=True),
+            "button": gr.update(value="b2", interactive=True),
+        },
+        {"radio": gr.update(value="y", interactive=True), "text": gr.update(value="다시", visible=False)},
+    ],
 ]
 NAMES = ["state", "text", "md", "html", "button", "radio", "col"]  # the event's outputs, in order
 
@@ -75,8 +92,9 @@ def _given_values(steps: list[Any]) -> set[str]:
     for step in steps:
         values = step if isinstance(step, list) else [step.get(n, gr.skip()) for n in NAMES]
         for n, v in zip(NAMES, values):
-            if not (isinstance(v, dict) and v.get("__type__") == "update" and "value" not in v) \
-                    or (n == "html" and v != gr.skip()):
+            if not (isinstance(v, dict) and v.get("__type__") == "update" and "value" not in v) or (
+                n == "html" and v != gr.skip()
+            ):
                 named.add(n)
     return named
 

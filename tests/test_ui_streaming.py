@@ -69,10 +69,14 @@ def _models_yaml(path: Path, tiny_models: dict[str, Path], max_tokens: dict[str,
     """Each tiny model once per max_tokens value: ``polyglot-N`` and ``llama-N``, greedy."""
     lines = ["models:"]
     for label, n in max_tokens.items():
-        lines.append(f"  - {{name: polyglot-{label}, kind: local, path: '{tiny_models['polyglot-tiny']}',"
-                     f" template: koalpaca, options: {{max_tokens: {n}, temperature: 0}}}}")
-        lines.append(f"  - {{name: llama-{label}, kind: local, path: '{tiny_models['llama-tiny']}',"
-                     f" options: {{max_tokens: {n}, temperature: 0}}}}")
+        lines.append(
+            f"  - {{name: polyglot-{label}, kind: local, path: '{tiny_models['polyglot-tiny']}',"
+            f" template: koalpaca, options: {{max_tokens: {n}, temperature: 0}}}}"
+        )
+        lines.append(
+            f"  - {{name: llama-{label}, kind: local, path: '{tiny_models['llama-tiny']}',"
+            f" options: {{max_tokens: {n}, temperature: 0}}}}"
+        )
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -149,7 +153,8 @@ def test_the_page_shows_the_final_text_as_soon_as_the_server_is_done(live_arena)
         assert shown - done_frame <= 2, (
             f"side {side}: the final text appeared {shown - done_frame} frames after the server's completion "
             f"reached the page ({len(mine)} changes, "
-            f"{sum(m['msg'] == 'process_generating' and m['event'] == done['event'] for m in msgs)} updates)")
+            f"{sum(m['msg'] == 'process_generating' and m['event'] == done['event'] for m in msgs)} updates)"
+        )
 
 
 def test_stop_takes_effect_on_the_page_at_once(live_arena):
@@ -159,8 +164,9 @@ def test_stop_takes_effect_on_the_page_at_once(live_arena):
 
     with _live_page(live_arena, ["polyglot-long", "llama-long"]) as page:
         _send(page)
-        page.wait_for_function("(document.getElementById('live-answer-0')?.innerText || '').length > 200",
-                               timeout=180_000)
+        page.wait_for_function(
+            "(document.getElementById('live-answer-0')?.innerText || '').length > 200", timeout=180_000
+        )
         # Click, then look at the page in the next animation frame (Gradio runs the button's js a tick later).
         at_stop = page.evaluate("""() => new Promise(resolve => {
             document.getElementById('live-stop').click();
@@ -181,7 +187,7 @@ def test_stop_takes_effect_on_the_page_at_once(live_arena):
         expect(page.locator("#live-timing-1")).to_contain_text("TTFT", timeout=180_000)
 
     assert at_stop["cursor"] in ("none", None), f"the streaming cursor was still drawn after Stop: {at_stop}"
-    after = changes[at_stop["changes"]:]
+    after = changes[at_stop["changes"] :]
     assert len(after) <= 2, f"the page kept changing after Stop: {len(after)} more changes"
     final0 = [c["text"] for c in changes if c["side"] == 0][-1]
     assert len(final0) < 3000, f"side A ran on to {len(final0)} characters after Stop"
@@ -211,7 +217,11 @@ def test_bytes_sent_for_an_answer_grow_linearly_with_its_length(live_arena):
     sizes = asyncio.run(run())
     (short, short_updates), (mid, mid_updates) = sizes["short"], sizes["mid"]
     ratio = mid / short
-    print(f"live answer SSE bytes: 2x128 tokens {short} ({short_updates} updates), 2x512 tokens {mid} "
-          f"({mid_updates} updates), ratio {ratio:.2f}")
-    assert ratio < 6, (f"512 tokens cost {ratio:.1f}x the bytes of 128 tokens ({mid} vs {short} bytes, "
-                       f"{mid_updates} vs {short_updates} updates): not linear")
+    print(
+        f"live answer SSE bytes: 2x128 tokens {short} ({short_updates} updates), 2x512 tokens {mid} "
+        f"({mid_updates} updates), ratio {ratio:.2f}"
+    )
+    assert ratio < 6, (
+        f"512 tokens cost {ratio:.1f}x the bytes of 128 tokens ({mid} vs {short} bytes, "
+        f"{mid_updates} vs {short_updates} updates): not linear"
+    )

@@ -72,7 +72,9 @@ def test_python_entrypoint_keeps_the_venv_path_and_resolves_local_paths(tmp_path
     venv_bin.mkdir(parents=True)
     (venv_bin / "python").symlink_to(sys.executable)  # a venv's python is a symlink out of the venv
     (tmp_path / "my.jinja").write_text("{{ messages }}", encoding="utf-8")  # a template file must exist
-    path = write_config(tmp_path, """
+    path = write_config(
+        tmp_path,
+        """
         models:
           - name: tiny
             kind: vllm
@@ -93,9 +95,16 @@ def test_python_entrypoint_keeps_the_venv_path_and_resolves_local_paths(tmp_path
             kind: vllm
             base_url: http://127.0.0.1:18000/v1
             served_model_name: first
-    """)
+    """,
+    )
     cmd = commands(path)["tiny"]
-    assert cmd[:5] == [str(venv_bin / "python"), "-m", "vllm.entrypoints.openai.api_server", "--model", str(tmp_path / "weights")]
+    assert cmd[:5] == [
+        str(venv_bin / "python"),
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(tmp_path / "weights"),
+    ]
     assert cmd[cmd.index("--port") + 1] == "18000" and "--served-model-name" in cmd and "tiny" in cmd
     assert cmd[cmd.index("--lora-modules") + 1] == f"first={tmp_path / 'lora'}"
     assert cmd[cmd.index("--chat-template") + 1] == str(tmp_path / "my.jinja")
@@ -111,11 +120,14 @@ def test_python_entrypoint_keeps_the_venv_path_and_resolves_local_paths(tmp_path
 
 
 def test_remote_host_binds_all_interfaces_unless_told(tmp_path):
-    path = write_config(tmp_path, """
+    path = write_config(
+        tmp_path,
+        """
         models:
           - {name: a, kind: vllm, base_url: "http://gpu-box:8001/v1", launch: {model: org/a}}
           - {name: b, kind: vllm, base_url: "http://gpu-box:8002/v1", launch: {model: org/b, host: 10.0.0.5}}
-    """)
+    """,
+    )
     cmds = commands(path)
     assert cmds["a"][cmds["a"].index("--host") + 1] == "0.0.0.0"
     assert cmds["b"][cmds["b"].index("--host") + 1] == "10.0.0.5"
@@ -123,11 +135,14 @@ def test_remote_host_binds_all_interfaces_unless_told(tmp_path):
 
 def test_launched_entry_does_not_send_its_template_per_request(tmp_path):
     # vLLM refuses request templates without --trust-request-chat-template; the launch passes --chat-template.
-    path = write_config(tmp_path, """
+    path = write_config(
+        tmp_path,
+        """
         models:
           - {name: a, kind: vllm, base_url: "http://127.0.0.1:8001/v1", template: koalpaca, launch: {model: org/a}}
           - {name: b, kind: vllm, base_url: "http://elsewhere:8001/v1", template: koalpaca}
-    """)
+    """,
+    )
     registry = build_registry(path)
     assert "chat_template" not in registry["a"].extra_body
     assert registry["b"].extra_body["chat_template"] == KOALPACA
@@ -139,10 +154,22 @@ def test_launched_entry_does_not_send_its_template_per_request(tmp_path):
         ('{name: a, kind: openai, base_url: "http://h:1/v1", launch: {model: m}}', "`launch` needs kind vllm"),
         ('{name: a, kind: vllm, base_url: "http://h/v1", launch: {model: m}}', "explicit port"),
         ('{name: a, kind: vllm, base_url: "http://h:1/v1", adapter: /x, launch: {model: m}}', "starts a base model"),
-        ('{name: a, kind: vllm, base_url: "http://h:1/v1", launch: {model: m, max_lora_rank: 12}}', "max_lora_rank must be one of"),
-        ('{name: a, kind: vllm, base_url: "http://h:1/v1", launch: {model: m, max_loras: 4, max_cpu_loras: 2}}', "max_cpu_loras must be >= max_loras"),
-        ('{name: a, kind: vllm, base_url: "http://h:1/v1", launch: {model: m, enable_lora: false, max_loras: 2}}', "enable_lora: false"),
-        ('{name: a, kind: vllm, base_url: "http://h:1/v1", launch: {model: m, gpu_mem: 0.5}}', "launch.gpu_mem: Extra inputs are not permitted"),
+        (
+            '{name: a, kind: vllm, base_url: "http://h:1/v1", launch: {model: m, max_lora_rank: 12}}',
+            "max_lora_rank must be one of",
+        ),
+        (
+            '{name: a, kind: vllm, base_url: "http://h:1/v1", launch: {model: m, max_loras: 4, max_cpu_loras: 2}}',
+            "max_cpu_loras must be >= max_loras",
+        ),
+        (
+            '{name: a, kind: vllm, base_url: "http://h:1/v1", launch: {model: m, enable_lora: false, max_loras: 2}}',
+            "enable_lora: false",
+        ),
+        (
+            '{name: a, kind: vllm, base_url: "http://h:1/v1", launch: {model: m, gpu_mem: 0.5}}',
+            "launch.gpu_mem: Extra inputs are not permitted",
+        ),
         ('{name: a, kind: vllm, base_url: "http://h:1/v1", launch: {}}', "launch.model: Field required"),
     ],
 )
@@ -154,10 +181,13 @@ def test_bad_launch_sections_are_rejected_with_the_entry_named(tmp_path, entry, 
 
 
 def test_up_dry_run_prints_commands_and_unknown_names_fail(tmp_path, capsys):
-    path = write_config(tmp_path, """
+    path = write_config(
+        tmp_path,
+        """
         models:
           - {name: a, kind: vllm, base_url: "http://127.0.0.1:8001/v1", launch: {model: org/a, max_loras: 2}}
-    """)
+    """,
+    )
     assert main(["models", "up", "--config", str(path), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "# a -> http://127.0.0.1:8001/v1" in out
@@ -191,9 +221,13 @@ def stand_in_plan(tmp_path: Path, delay: float) -> launcher.ServerPlan:
     script.write_text(STAND_IN, encoding="utf-8")
     port = free_port()
     return launcher.ServerPlan(
-        name="stand-in", base_url=f"http://127.0.0.1:{port}/v1",
-        command=[sys.executable, str(script), str(port), str(delay)], env={"STAND_IN": "1"},
-        log=tmp_path / "run" / "stand-in.log", state=tmp_path / "run" / "stand-in.json", startup_timeout=30,
+        name="stand-in",
+        base_url=f"http://127.0.0.1:{port}/v1",
+        command=[sys.executable, str(script), str(port), str(delay)],
+        env={"STAND_IN": "1"},
+        log=tmp_path / "run" / "stand-in.log",
+        state=tmp_path / "run" / "stand-in.json",
+        startup_timeout=30,
     )
 
 
@@ -300,11 +334,19 @@ class ScriptedVLLM(BaseHTTPRequestHandler):
             del self.server.loras[name]
             return self.reply(200, f"Success: LoRA adapter '{name}' removed successfully.", "text/plain")
         if name in self.server.loras:
-            return self.error(400, "InvalidUserInput", f"The lora adapter '{name}' has already been loaded. If you want "
-                              "to load the adapter in place, set 'load_inplace' to True.")
+            return self.error(
+                400,
+                "InvalidUserInput",
+                f"The lora adapter '{name}' has already been loaded. If you want "
+                "to load the adapter in place, set 'load_inplace' to True.",
+            )
         if body["lora_path"].endswith("r16"):
-            return self.error(500, "InternalServerError", "Call to add_lora method failed: Worker failed with error "
-                              "'LoRA rank 16 is greater than max_lora_rank 8.', please check the stack trace above for the root cause")
+            return self.error(
+                500,
+                "InternalServerError",
+                "Call to add_lora method failed: Worker failed with error "
+                "'LoRA rank 16 is greater than max_lora_rank 8.', please check the stack trace above for the root cause",
+            )
         self.server.loras[name] = body["lora_path"]
         self.reply(200, f"Success: LoRA adapter '{name}' added successfully.", "text/plain")
 
@@ -329,7 +371,9 @@ async def test_load_and_unload_adapters_with_errors_verbatim(scripted):
     assert [a["id"] for a in await base.adapters()] == ["v1"]
     with pytest.raises(VLLMError) as taken:
         await base.load_adapter("v1", "/a/v1")
-    assert taken.value.status == 400 and taken.value.message.startswith("The lora adapter 'v1' has already been loaded.")
+    assert taken.value.status == 400 and taken.value.message.startswith(
+        "The lora adapter 'v1' has already been loaded."
+    )
     with pytest.raises(VLLMError) as rank:
         await base.load_adapter("big", "/a/r16")
     assert rank.value.status == 500 and "'LoRA rank 16 is greater than max_lora_rank 8.'" in str(rank.value)
@@ -360,12 +404,15 @@ async def test_probe_reads_health_models_and_load(scripted):
 def test_status_command_groups_entries_by_server(tmp_path, scripted, capsys):
     port = scripted.server_address[1]
     scripted.loras["v1"] = "/a/v1"
-    path = write_config(tmp_path, f"""
+    path = write_config(
+        tmp_path,
+        f"""
         models:
           - {{name: llama, kind: vllm, base_url: "http://127.0.0.1:{port}/v1", served_model_name: base, launch: {{model: m}}}}
           - {{name: llama-v1, kind: vllm, base_url: "http://127.0.0.1:{port}", served_model_name: v1}}
           - {{name: far, kind: vllm, base_url: "http://127.0.0.1:{free_port()}/v1"}}
-    """)
+    """,
+    )
     assert main(["models", "status", "--config", str(path), "--run-dir", str(tmp_path / "run"), "--json"]) == 1
     rows = json.loads(capsys.readouterr().out)
     assert [r["launched_by"] for r in rows] == ["llama", "external"]
@@ -377,4 +424,3 @@ def test_status_command_groups_entries_by_server(tmp_path, scripted, capsys):
     main(["models", "status", "--config", str(path), "--run-dir", str(tmp_path / "run")])
     table = capsys.readouterr().out
     assert "healthy" in table and "v1 (parent base)" in table and "cannot reach" in table
-

@@ -85,7 +85,8 @@ def server(tiny_models, tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("vllm-real")
     port = free_port()
     config = tmp / "models.yaml"
-    config.write_text(textwrap.dedent(f"""
+    config.write_text(
+        textwrap.dedent(f"""
         models:
           - name: llama-tiny
             kind: vllm
@@ -106,7 +107,9 @@ def server(tiny_models, tmp_path_factory) -> dict:
                 HF_HUB_OFFLINE: "1"
                 VLLM_NO_USAGE_STATS: "1"
                 DO_NOT_TRACK: "1"
-    """), encoding="utf-8")
+    """),
+        encoding="utf-8",
+    )
     run_dir = tmp / "run"
     args = ["--config", str(config), "--run-dir", str(run_dir)]
     loaded, base = load_config(config)
@@ -151,7 +154,7 @@ def peft_greedy(model_dir: Path, adapter: Path, prompt_ids: list[int], n: int) -
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32), adapter)
     ids = torch.tensor([prompt_ids])
     out = model.generate(ids, max_new_tokens=n, min_new_tokens=n, do_sample=False)
-    return out[0, len(prompt_ids):].tolist()
+    return out[0, len(prompt_ids) :].tolist()
 
 
 def base_backend(server: dict) -> VLLMBackend:
@@ -194,7 +197,9 @@ async def test_llama3_json_parser_output_reaches_the_backend_as_tool_calls(serve
     # The model chooses 1-6 Hangul syllables for the query; everything else is the Llama 3.1 call shape.
     shape = r'\{"name": "' + name + r'", "parameters": \{"text_query": "[가-힣]{1,6}"\}\}'
     backend = VLLMBackend(
-        "llama-tiny", base_backend(server).base_url, "llama-tiny",
+        "llama-tiny",
+        base_backend(server).base_url,
+        "llama-tiny",
         extra_body={"structured_outputs": {"regex": shape}},
     )
     events = [e async for e in backend.stream(KOREAN, tools=[SEARCH], options=Options(temperature=0, max_tokens=64))]
@@ -229,8 +234,14 @@ async def test_runtime_lora_loads_changes_output_and_unloads(server, tiny_models
     # vLLM applies the adapter as peft does: the same 16 greedy tokens from the same prompt tokens.
     served = httpx.post(
         f"{base.base_url}/chat/completions",
-        json={"model": "random-r8", "messages": KOREAN, "max_tokens": 16, "temperature": 0,
-              "ignore_eos": True, "return_token_ids": True},
+        json={
+            "model": "random-r8",
+            "messages": KOREAN,
+            "max_tokens": 16,
+            "temperature": 0,
+            "ignore_eos": True,
+            "return_token_ids": True,
+        },
         timeout=120,
     ).json()
     expected = peft_greedy(tiny_models["llama-tiny"], adapter, served["prompt_token_ids"], 16)
@@ -280,7 +291,9 @@ async def test_arena_hot_load_registers_streams_and_unloads_a_vllm_adapter(serve
     assert taken.value.status == 409
 
     assert await registry.remove_vllm_adapter(name) == "Success: LoRA adapter 'arena-r8' removed successfully."
-    assert name not in registry and registry.names() == ["llama-tiny"] and hotload.models_using(registry, adapter_r8) == []
+    assert (
+        name not in registry and registry.names() == ["llama-tiny"] and hotload.models_using(registry, adapter_r8) == []
+    )
     assert "arena-r8" not in [m["id"] for m in await registry["llama-tiny"].list_models()]
     await registry.aclose()
 
@@ -292,7 +305,9 @@ async def test_adapter_rank_above_max_lora_rank_is_refused_verbatim(server, tiny
         await base.load_adapter("too-big", adapter)
     # The same text as a raw request gets back: nothing is reworded on the way.
     root = server["plan"].root_url.rstrip("/")
-    raw = httpx.post(f"{root}/v1/load_lora_adapter", json={"lora_name": "too-big", "lora_path": str(adapter)}, timeout=60)
+    raw = httpx.post(
+        f"{root}/v1/load_lora_adapter", json={"lora_name": "too-big", "lora_path": str(adapter)}, timeout=60
+    )
     assert info.value.status == raw.status_code == 500
     assert info.value.message == raw.json()["error"]["message"]
     assert f"LoRA rank {2 * MAX_LORA_RANK} is greater than max_lora_rank {MAX_LORA_RANK}" in info.value.message
@@ -336,7 +351,8 @@ def arena_app(server, tiny_models) -> dict:
 
     tmp = server["tmp"]
     config = tmp / "arena-models.yaml"
-    config.write_text(textwrap.dedent(f"""
+    config.write_text(
+        textwrap.dedent(f"""
         models:
           - name: llama-tiny
             kind: vllm
@@ -348,7 +364,9 @@ def arena_app(server, tiny_models) -> dict:
             kind: local
             path: {tiny_models["llama-tiny"]}
             options: {{max_tokens: 48, temperature: 0}}
-    """), encoding="utf-8")
+    """),
+        encoding="utf-8",
+    )
     db = tmp / "ratings.db"
     store = Store.open(db)
     store.add_annotator("lead", PASSWORD, role="researcher")
@@ -413,8 +431,9 @@ def test_killing_the_server_mid_stream_fails_that_side_only(server, arena_app, c
         shown: list[Side] = []
 
         async def consume() -> None:
-            async for sides in stream_sides([(n, registry[n]) for n in ("llama-tiny", "llama-local")], KOREAN,
-                                            stall_timeout=30):
+            async for sides in stream_sides(
+                [(n, registry[n]) for n in ("llama-tiny", "llama-local")], KOREAN, stall_timeout=30
+            ):
                 shown[:] = sides
                 if sides[0].done and "ended" not in seen:
                     seen["ended"] = time.monotonic()

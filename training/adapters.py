@@ -75,8 +75,11 @@ def find_adapters(directory: str | Path = DEFAULT_ADAPTERS_DIR) -> list[AdapterI
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    found = [read_adapter(p) for p in directory.iterdir()
-             if p.is_dir() and ((p / "adapter_config.json").is_file() or (p / CHECKPOINTS).is_dir())]
+    found = [
+        read_adapter(p)
+        for p in directory.iterdir()
+        if p.is_dir() and ((p / "adapter_config.json").is_file() or (p / CHECKPOINTS).is_dir())
+    ]
     return sorted(found, key=lambda a: (a.manifest.get("created_at", ""), a.name), reverse=True)
 
 
@@ -102,8 +105,13 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path | None = None, *,
     shutil.rmtree(tmp, ignore_errors=True)
     merged.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    note = {"merged_from": str(info.path.resolve()), "base_model": base, "template": info.template,
-            "adapter_manifest": info.manifest or None, "git": git_state()}
+    note = {
+        "merged_from": str(info.path.resolve()),
+        "base_model": base,
+        "template": info.template,
+        "adapter_manifest": info.manifest or None,
+        "git": git_state(),
+    }
     (tmp / "merged.json").write_text(json.dumps(note, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp.rename(out)  # appears complete or not at all

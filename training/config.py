@@ -22,14 +22,26 @@ class TrainConfig:
     """A LoRA / QLoRA supervised fine-tuning run (trl SFTTrainer + peft)."""
 
     # Model
-    base_model: str = field(default="", metadata={"help": "base model directory (config.json, tokenizer, weights) or hub id"})
-    template: str | None = field(default=None, metadata={
-        "help": "chat template: koalpaca | solar | gemma | llama31 | path.jinja; unset = the tokenizer's own. "
-                "Use the template the arena serves the base with (Polyglot: koalpaca)"})
+    base_model: str = field(
+        default="", metadata={"help": "base model directory (config.json, tokenizer, weights) or hub id"}
+    )
+    template: str | None = field(
+        default=None,
+        metadata={
+            "help": "chat template: koalpaca | solar | gemma | llama31 | path.jinja; unset = the tokenizer's own. "
+            "Use the template the arena serves the base with (Polyglot: koalpaca)"
+        },
+    )
     # Data
-    data: list[str] = field(default_factory=list, metadata={
-        "help": "data files, FORMAT:PATH or PATH (format detected); formats: dolly alpaca sharegpt korquad dobae emotion evalset"})
-    skip_bad: bool = field(default=False, metadata={"help": "leave out bad records (reported with file:line) instead of stopping"})
+    data: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "data files, FORMAT:PATH or PATH (format detected); formats: dolly alpaca sharegpt korquad dobae emotion evalset"
+        },
+    )
+    skip_bad: bool = field(
+        default=False, metadata={"help": "leave out bad records (reported with file:line) instead of stopping"}
+    )
     references: bool = field(default=True, metadata={"help": "evalset: extra reference answers become extra records"})
     eval_fraction: float = field(default=0.1, metadata={"help": "share of records held out for eval loss (0 = none)"})
     max_length: int = field(default=1024, metadata={"help": "tokens per example; longer ones are cut at the end"})
@@ -37,11 +49,17 @@ class TrainConfig:
     lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (scale = alpha / r)"})
     lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA input"})
-    target_modules: list[str] | None = field(default=None, metadata={
-        "help": "modules to adapt; unset = per architecture (GPT-NeoX: query_key_value dense dense_h_to_4h "
-                "dense_4h_to_h; Llama: all q/k/v/o/gate/up/down projections; else all-linear)"})
-    quantization: str = field(default="auto", metadata={
-        "help": "auto | 4bit | none; auto = QLoRA 4-bit when CUDA and bitsandbytes are present, else none"})
+    target_modules: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "modules to adapt; unset = per architecture (GPT-NeoX: query_key_value dense dense_h_to_4h "
+            "dense_4h_to_h; Llama: all q/k/v/o/gate/up/down projections; else all-linear)"
+        },
+    )
+    quantization: str = field(
+        default="auto",
+        metadata={"help": "auto | 4bit | none; auto = QLoRA 4-bit when CUDA and bitsandbytes are present, else none"},
+    )
     # Optimisation
     learning_rate: float = field(default=2e-4, metadata={"help": "peak learning rate (AdamW)"})
     num_train_epochs: float = field(default=3.0, metadata={"help": "epochs (ignored when max_steps > 0)"})
@@ -55,14 +73,22 @@ class TrainConfig:
     seed: int = field(default=42, metadata={"help": "seed for the split, LoRA init and data order"})
     # Bookkeeping
     output_dir: str = field(default="adapters", metadata={"help": "parent directory; each run gets a new subdirectory"})
-    run_name: str | None = field(default=None, metadata={"help": "run directory prefix (default: <base>-<first data file>)"})
+    run_name: str | None = field(
+        default=None, metadata={"help": "run directory prefix (default: <base>-<first data file>)"}
+    )
     logging_steps: int = field(default=10, metadata={"help": "log the train loss every N steps"})
-    eval_steps: int | None = field(default=None, metadata={"help": "eval loss every N steps (default: at logging_steps)"})
+    eval_steps: int | None = field(
+        default=None, metadata={"help": "eval loss every N steps (default: at logging_steps)"}
+    )
     save_steps: int = field(default=100, metadata={"help": "checkpoint every N steps (to resume from)"})
     save_total_limit: int | None = field(default=3, metadata={"help": "checkpoints kept per run"})
-    resume: str | None = field(default=None, metadata={
-        "help": "continue from a checkpoint: a checkpoint dir or a run dir (its latest checkpoint). An unfinished "
-                "run continues in place; a finished one continues into a new run dir"})
+    resume: str | None = field(
+        default=None,
+        metadata={
+            "help": "continue from a checkpoint: a checkpoint dir or a run dir (its latest checkpoint). An unfinished "
+            "run continues in place; a finished one continues into a new run dir"
+        },
+    )
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
     dry_run: bool = field(default=False, metadata={"help": "convert and check the data, print counts, do not train"})
@@ -85,8 +111,14 @@ class TrainConfig:
             raise ConfigError("eval_fraction", f"must be in [0, 1), not {self.eval_fraction}")
         if self.max_steps <= 0 and self.num_train_epochs <= 0:
             raise ConfigError("max_steps", "set max_steps > 0 or num_train_epochs > 0")
-        at_least_one = ["lora_r", "per_device_train_batch_size", "gradient_accumulation_steps", "max_length",
-                        "logging_steps", "save_steps"]
+        at_least_one = [
+            "lora_r",
+            "per_device_train_batch_size",
+            "gradient_accumulation_steps",
+            "max_length",
+            "logging_steps",
+            "save_steps",
+        ]
         for name in at_least_one:
             if getattr(self, name) < 1:
                 raise ConfigError(name, f"must be a whole number >= 1, not {getattr(self, name)}")
@@ -128,8 +160,12 @@ def base_model_problem(base_model: str) -> str | None:
     if path.exists():
         return f"{base_model} is not a directory"
     first = base_model.split("/", 1)[0]
-    if path.is_absolute() or base_model.startswith((".", "~")) or not _HUB_ID.fullmatch(base_model) \
-            or ("/" in base_model and Path(first).is_dir()):
+    if (
+        path.is_absolute()
+        or base_model.startswith((".", "~"))
+        or not _HUB_ID.fullmatch(base_model)
+        or ("/" in base_model and Path(first).is_dir())
+    ):
         return f"no model directory at {base_model}"
     return None
 

@@ -90,11 +90,13 @@ def svg(series: dict[str, Series], title: str) -> str:
     x0, x1, y0, y1 = bounds
     left, top = MARGIN["left"], MARGIN["top"]
     right, bottom = WIDTH - MARGIN["right"], HEIGHT - MARGIN["bottom"]
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif" font-size="11">',
-             f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
-             f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="none" stroke="#a0a0a0"/>',
-             f'<text x="{left}" y="20" font-size="13">{escape(title)}</text>',
-             f'<text x="{(left + right) // 2}" y="{HEIGHT - 8}" text-anchor="middle">step</text>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif" font-size="11">',
+        f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
+        f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="none" stroke="#a0a0a0"/>',
+        f'<text x="{left}" y="20" font-size="13">{escape(title)}</text>',
+        f'<text x="{(left + right) // 2}" y="{HEIGHT - 8}" text-anchor="middle">step</text>',
+    ]
     for y in _ticks(y0, y1):
         parts.append(f'<text x="{left - 6}" y="{at(x0, y)[1] + 4:.1f}" text-anchor="end">{y:.3g}</text>')
     for x in _step_ticks(x0, x1):

@@ -32,8 +32,15 @@ from arena.core.dialogs import Problem
 
 Record = dict[str, Any]
 MAX_EMOTION_TURNS = 3  # the AIHub corpus: up to three exchanges (감정 상태 -> 진전된 대화 -> 마무리)
-SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-                  "chatgpt": "assistant", "bard": "assistant", "system": "system"}
+SHAREGPT_ROLES = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "chatgpt": "assistant",
+    "bard": "assistant",
+    "system": "system",
+}
 
 
 class BadRecord(ValueError):
@@ -67,8 +74,12 @@ class Raw:
 
 def _not_utf8(path: Path, line_bytes: bytes, column: int, line: int, field: str) -> Problem:
     """A Problem for the byte at ``column`` (0-based) of a line that is not UTF-8."""
-    return Problem(str(path), line, field, f"not UTF-8: byte 0x{line_bytes[column]:02x} at column {column + 1};"
-                   " save the file as UTF-8")
+    return Problem(
+        str(path),
+        line,
+        field,
+        f"not UTF-8: byte 0x{line_bytes[column]:02x} at column {column + 1}; save the file as UTF-8",
+    )
 
 
 def _decode(path: Path, data: bytes) -> str | Problem:
@@ -78,7 +89,9 @@ def _decode(path: Path, data: bytes) -> str | Problem:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line_start = data.rfind(b"\n", 0, exc.start) + 1
-        return _not_utf8(path, data[line_start:], exc.start - line_start, data.count(b"\n", 0, line_start) + 1, "(file)")
+        return _not_utf8(
+            path, data[line_start:], exc.start - line_start, data.count(b"\n", 0, line_start) + 1, "(file)"
+        )
 
 
 def read_jsonl(path: Path) -> Iterator[Raw | Problem]:
@@ -208,7 +221,11 @@ def _need_object(raw: Any) -> dict[str, Any]:
 def convert_dolly(raw: Any) -> Iterator[Record]:
     """Dolly: the instruction, then its context after a blank line (as seed 001 renders it), answered by response."""
     raw = _need_object(raw)
-    instruction, context, response = _text(raw, "instruction"), _text(raw, "context", required=False), _text(raw, "response")
+    instruction, context, response = (
+        _text(raw, "instruction"),
+        _text(raw, "context", required=False),
+        _text(raw, "response"),
+    )
     category = raw.get("category") if isinstance(raw.get("category"), str) else None
     yield _exchange(f"{instruction}\n\n{context}" if context else instruction, response, category=category)
 
@@ -392,7 +409,13 @@ CONVERTERS: dict[str, Converter] = {
     "emotion": convert_emotion,
 }
 FORMATS = (*CONVERTERS, "evalset")
-ALIASES = {"kovicuna": "sharegpt", "koalpaca": "alpaca", "korquad1": "korquad", "aihub_emotion": "emotion", "eval": "evalset"}
+ALIASES = {
+    "kovicuna": "sharegpt",
+    "koalpaca": "alpaca",
+    "korquad1": "korquad",
+    "aihub_emotion": "emotion",
+    "eval": "evalset",
+}
 
 
 @dataclass
@@ -436,12 +459,16 @@ def detect_format(path: Path) -> str:
             return "dolly"
         if {"instruction", "output"} <= keys:
             return "alpaca"
-        raise ValueError(f"{path}: cannot tell the format from its first record's fields {sorted(keys)}; "
-                         f"name it as FORMAT:PATH ({', '.join(FORMATS)})")
+        raise ValueError(
+            f"{path}: cannot tell the format from its first record's fields {sorted(keys)}; "
+            f"name it as FORMAT:PATH ({', '.join(FORMATS)})"
+        )
     raise ValueError(f"{path}: no readable record to detect the format from; name it as FORMAT:PATH")
 
 
-def convert_file(path: str | Path, fmt: str | None = None, *, references: bool = True) -> tuple[list[Record], list[Problem]]:
+def convert_file(
+    path: str | Path, fmt: str | None = None, *, references: bool = True
+) -> tuple[list[Record], list[Problem]]:
     """Every record of one file (``source`` = ``file:line``) and every problem found; never raises on content."""
     path = Path(path)
     fmt = fmt or detect_format(path)
@@ -508,11 +535,20 @@ def load_records(sources: Iterable[str | DataSource], *, skip_bad: bool = False,
         records, problems = convert_file(src.path, fmt, references=references)
         out.records += records
         out.problems += problems
-        out.files.append({"path": str(src.path), "format": fmt, "sha256": file_sha256(src.path),
-                          "records": len(records), "bad": len(problems)})
+        out.files.append(
+            {
+                "path": str(src.path),
+                "format": fmt,
+                "sha256": file_sha256(src.path),
+                "records": len(records),
+                "bad": len(problems),
+            }
+        )
     if out.problems and not skip_bad:
         raise DataError(out.problems)
     if not out.records:
-        raise DataError([Problem(str(s), 0, "(file)", "no records") for s in sources] or
-                        [Problem("(data)", 0, "(file)", "no data files given")])
+        raise DataError(
+            [Problem(str(s), 0, "(file)", "no records") for s in sources]
+            or [Problem("(data)", 0, "(file)", "no data files given")]
+        )
     return out

@@ -94,7 +94,9 @@ def find_checkpoint(path: str | Path) -> tuple[Path, Path | None]:
     if (path / "trainer_state.json").is_file():
         run = path.parent.parent if path.parent.name == CHECKPOINTS else None
         return path, run
-    found = sorted((c for c in (path / CHECKPOINTS).glob("checkpoint-*") if (c / "trainer_state.json").is_file()), key=_step)
+    found = sorted(
+        (c for c in (path / CHECKPOINTS).glob("checkpoint-*") if (c / "trainer_state.json").is_file()), key=_step
+    )
     if not found:
         raise FileNotFoundError(f"no checkpoint in {path} (expected {path / CHECKPOINTS}/checkpoint-N)")
     return found[-1], path
@@ -155,10 +157,12 @@ def load_model(config: TrainConfig, quantization: str) -> tuple[Any, Any]:
         from transformers import BitsAndBytesConfig
 
         compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                   bnb_4bit_compute_dtype=compute)
-        model = AutoModelForCausalLM.from_pretrained(config.base_model, quantization_config=quant, dtype=compute,
-                                                     device_map={"": torch.cuda.current_device()})
+        quant = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute
+        )
+        model = AutoModelForCausalLM.from_pretrained(
+            config.base_model, quantization_config=quant, dtype=compute, device_map={"": torch.cuda.current_device()}
+        )
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
     else:
         dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else torch.float32
@@ -185,8 +189,14 @@ def build_trainer(config: TrainConfig, data: LoadedData, run_dir: Path) -> tuple
     train_ds = tokenized_dataset(train_records, tokenizer, config.template)
     eval_ds = tokenized_dataset(eval_records, tokenizer, config.template) if eval_records else None
     targets = config.target_modules or default_target_modules(model.config.model_type)
-    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=targets, bias="none", task_type="CAUSAL_LM")
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=targets,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
     cuda = _use_cuda(config)
     bf16 = cuda and torch.cuda.is_bf16_supported()
     args = SFTConfig(
@@ -225,16 +235,24 @@ def build_trainer(config: TrainConfig, data: LoadedData, run_dir: Path) -> tuple
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                         processing_class=tokenizer, peft_config=lora)
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        peft_config=lora,
+    )
     from transformers import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # what disable_tqdm puts in: it prints every log dict
     trainer.add_callback(progress_callback(f"training {run_dir.name}", config.progress))
     info = {
-        "quantization": quantization, "target_modules": targets,
+        "quantization": quantization,
+        "target_modules": targets,
         "records": {"train": len(train_records), "eval": len(eval_records)},
-        "architecture": type(model).__name__, "model_type": model.config.model_type,
+        "architecture": type(model).__name__,
+        "model_type": model.config.model_type,
     }
     return trainer, info
 
@@ -275,8 +293,17 @@ class _TrainProgress:
         self.training = True
         if self.show and state.is_world_process_zero:
             cols, rows = _bar_size()
-            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=self.desc, unit="step",
-                            file=sys.stderr, ncols=cols, nrows=rows, dynamic_ncols=False, leave=True)
+            self.bar = tqdm(
+                total=state.max_steps,
+                initial=state.global_step,
+                desc=self.desc,
+                unit="step",
+                file=sys.stderr,
+                ncols=cols,
+                nrows=rows,
+                dynamic_ncols=False,
+                leave=True,
+            )
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.bar is not None:
@@ -307,6 +334,7 @@ class _TrainProgress:
 
 def git_state() -> dict[str, Any]:
     """The project's git commit and whether the work tree had uncommitted changes (None outside git)."""
+
     def git(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", "-C", str(PROJECT_ROOT), *args], capture_output=True, text=True, timeout=10)
@@ -344,8 +372,12 @@ def _versions() -> dict[str, str]:
     import transformers
     import trl
 
-    return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__,
-            "trl": trl.__version__}
+    return {
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+        "trl": trl.__version__,
+    }
 
 
 def plan_run_dir(config: TrainConfig) -> tuple[Path, Path | None]:
@@ -378,7 +410,9 @@ def _quiet_deprecations() -> Iterator[None]:
     import warnings
 
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.* is deprecated", category=FutureWarning)
+        warnings.filterwarnings(
+            "ignore", message=r".*is_gradient_checkpointing.* is deprecated", category=FutureWarning
+        )
         yield
 
 
@@ -407,7 +441,9 @@ def train(config: TrainConfig) -> Path:
     except BaseException:
         # A new run that failed before its first checkpoint leaves nothing to resume: remove its directory
         # (the Trainer creates checkpoints/ itself at start, so an empty one does not count).
-        if not in_place and not any((c / "trainer_state.json").is_file() for c in (run_dir / CHECKPOINTS).glob("checkpoint-*")):
+        if not in_place and not any(
+            (c / "trainer_state.json").is_file() for c in (run_dir / CHECKPOINTS).glob("checkpoint-*")
+        ):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     final_eval = trainer.evaluate()["eval_loss"] if trainer.eval_dataset is not None else None
@@ -431,8 +467,12 @@ def train(config: TrainConfig) -> Path:
         "skipped_bad_records": [str(p) for p in data.problems],
         "records": info["records"],
         "config": asdict(config),
-        "lora": {"r": config.lora_r, "alpha": config.lora_alpha, "dropout": config.lora_dropout,
-                 "target_modules": info["target_modules"]},
+        "lora": {
+            "r": config.lora_r,
+            "alpha": config.lora_alpha,
+            "dropout": config.lora_dropout,
+            "target_modules": info["target_modules"],
+        },
         "quantization": info["quantization"],
         "git": git_state(),
         "steps": trainer.state.global_step,

@@ -19,20 +19,34 @@ class TemplateMismatch(ValueError):
     """The template renders a prompt that is not a prefix of the full dialog; assistant spans are undefined."""
 
 
-def render(tokenizer: Any, template: str | None, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
-           *, add_generation_prompt: bool) -> str:
+def render(
+    tokenizer: Any,
+    template: str | None,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None,
+    *,
+    add_generation_prompt: bool,
+) -> str:
     """The prompt text exactly as ``LocalBackend.build_prompt`` builds it (template name/path, else the tokenizer's)."""
     if template is not None:
-        return templates.render(template, messages, tools=tools, add_generation_prompt=add_generation_prompt,
-                                bos_token=tokenizer.bos_token or "", eos_token=tokenizer.eos_token or "")
+        return templates.render(
+            template,
+            messages,
+            tools=tools,
+            add_generation_prompt=add_generation_prompt,
+            bos_token=tokenizer.bos_token or "",
+            eos_token=tokenizer.eos_token or "",
+        )
     if not tokenizer.chat_template:
         raise ValueError("the tokenizer has no chat template; set `template` (e.g. koalpaca for Polyglot)")
-    return tokenizer.apply_chat_template(messages, tools=tools or None, add_generation_prompt=add_generation_prompt,
-                                         tokenize=False)
+    return tokenizer.apply_chat_template(
+        messages, tools=tools or None, add_generation_prompt=add_generation_prompt, tokenize=False
+    )
 
 
-def assistant_spans(tokenizer: Any, template: str | None, messages: list[dict[str, Any]],
-                    tools: list[dict[str, Any]] | None = None) -> tuple[str, list[tuple[int, int]]]:
+def assistant_spans(
+    tokenizer: Any, template: str | None, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+) -> tuple[str, list[tuple[int, int]]]:
     """The full dialog text and the character span of every assistant answer in it."""
     full = render(tokenizer, template, messages, tools, add_generation_prompt=False)
     spans = []

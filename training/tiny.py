@@ -41,7 +41,18 @@ EOT = "<|eot_id|>"
 EOM = "<|eom_id|>"
 PYTHON_TAG = "<|python_tag|>"
 LLAMA_PAD = "<|finetune_right_pad_id|>"
-SPECIAL_TOKENS = [ENDOFTEXT, PADDING, BEGIN_OF_TEXT, END_OF_TEXT, START_HEADER, END_HEADER, EOT, EOM, PYTHON_TAG, LLAMA_PAD]
+SPECIAL_TOKENS = [
+    ENDOFTEXT,
+    PADDING,
+    BEGIN_OF_TEXT,
+    END_OF_TEXT,
+    START_HEADER,
+    END_HEADER,
+    EOT,
+    EOM,
+    PYTHON_TAG,
+    LLAMA_PAD,
+]
 
 # KoAlpaca prompt markers (Polyglot ships no template; backends apply this format).
 KOALPACA_QUESTION = "### 질문: "
@@ -158,13 +169,37 @@ PROFILES: dict[str, Profile] = {
     # ~30k tokens, so 300 steps of 2k tokens is ~20 epochs: enough for replies in fluent-looking Korean.
     # Two idle cores do 300 steps in about a minute; on a machine busy with other jobs training runs past
     # the budget up to 150 steps, but never past hard_seconds.
-    "demo": Profile("demo", vocab_size=4096, hidden_size=128, num_layers=2, intermediate_size=256, seq_len=256,
-                    batch_size=8, min_steps=150, max_steps=300, max_seconds=60.0, hard_seconds=120.0, lr=6e-3,
-                    warmup_steps=20),
+    "demo": Profile(
+        "demo",
+        vocab_size=4096,
+        hidden_size=128,
+        num_layers=2,
+        intermediate_size=256,
+        seq_len=256,
+        batch_size=8,
+        min_steps=150,
+        max_steps=300,
+        max_seconds=60.0,
+        hard_seconds=120.0,
+        lr=6e-3,
+        warmup_steps=20,
+    ),
     # Seconds: the test suite only needs real, loadable, slightly trained models. Step-capped, so deterministic.
-    "test": Profile("test", vocab_size=2000, hidden_size=64, num_layers=2, intermediate_size=128, seq_len=64,
-                    batch_size=8, min_steps=40, max_steps=40, max_seconds=60.0, hard_seconds=120.0, lr=1e-2,
-                    warmup_steps=5),
+    "test": Profile(
+        "test",
+        vocab_size=2000,
+        hidden_size=64,
+        num_layers=2,
+        intermediate_size=128,
+        seq_len=64,
+        batch_size=8,
+        min_steps=40,
+        max_steps=40,
+        max_seconds=60.0,
+        hard_seconds=120.0,
+        lr=1e-2,
+        warmup_steps=5,
+    ),
 }
 
 
@@ -203,7 +238,11 @@ def corpus_hash(files: Iterable[Path]) -> str:
 
 def _message(turn: dict[str, Any]) -> dict[str, Any]:
     """An OpenAI message dict without null fields, tool-call arguments as JSON strings."""
-    msg = {k: v for k, v in turn.items() if v is not None and k in ("role", "content", "tool_calls", "name", "tool_call_id")}
+    msg = {
+        k: v
+        for k, v in turn.items()
+        if v is not None and k in ("role", "content", "tool_calls", "name", "tool_call_id")
+    }
     if msg.get("tool_calls"):
         calls = []
         for call in msg["tool_calls"]:
@@ -314,18 +353,31 @@ def _model_and_config(name: str, profile: Profile, tokenizer: Any) -> Any:
     # Rope settings stay at library defaults so older transformers (e.g. in a vLLM venv) read them the same.
     if name == "polyglot-tiny":
         config = GPTNeoXConfig(
-            vocab_size=len(tokenizer), hidden_size=profile.hidden_size, num_hidden_layers=profile.num_layers,
-            num_attention_heads=heads, intermediate_size=profile.intermediate_size, max_position_embeddings=MAX_POSITIONS,
-            bos_token_id=ids(ENDOFTEXT), eos_token_id=ids(ENDOFTEXT), pad_token_id=ids(PADDING),
+            vocab_size=len(tokenizer),
+            hidden_size=profile.hidden_size,
+            num_hidden_layers=profile.num_layers,
+            num_attention_heads=heads,
+            intermediate_size=profile.intermediate_size,
+            max_position_embeddings=MAX_POSITIONS,
+            bos_token_id=ids(ENDOFTEXT),
+            eos_token_id=ids(ENDOFTEXT),
+            pad_token_id=ids(PADDING),
             tie_word_embeddings=False,
         )
         return GPTNeoXForCausalLM(config)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=profile.hidden_size, num_hidden_layers=profile.num_layers,
-        num_attention_heads=heads, num_key_value_heads=heads, head_dim=64,
-        intermediate_size=profile.intermediate_size, max_position_embeddings=MAX_POSITIONS,
-        bos_token_id=ids(BEGIN_OF_TEXT), eos_token_id=[ids(END_OF_TEXT), ids(EOM), ids(EOT)],
-        pad_token_id=ids(LLAMA_PAD), tie_word_embeddings=False,
+        vocab_size=len(tokenizer),
+        hidden_size=profile.hidden_size,
+        num_hidden_layers=profile.num_layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        head_dim=64,
+        intermediate_size=profile.intermediate_size,
+        max_position_embeddings=MAX_POSITIONS,
+        bos_token_id=ids(BEGIN_OF_TEXT),
+        eos_token_id=[ids(END_OF_TEXT), ids(EOM), ids(EOT)],
+        pad_token_id=ids(LLAMA_PAD),
+        tie_word_embeddings=False,
     )
     return LlamaForCausalLM(config)
 
@@ -449,7 +501,8 @@ def cache_key(profile: Profile, corpus_digest: str) -> str:
 
     templates = hashlib.sha256((LLAMA_CHAT_TEMPLATE + KOALPACA).encode()).hexdigest()
     payload = json.dumps(
-        {"profile": asdict(profile), "corpus": corpus_digest, "code": CODE_VERSION, "templates": templates}, sort_keys=True
+        {"profile": asdict(profile), "corpus": corpus_digest, "code": CODE_VERSION, "templates": templates},
+        sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -553,8 +606,15 @@ def _torch_threads(n: int) -> Iterator[None]:
 
 
 def _build(
-    todo: list[str], dirs: dict[str, Path], prof: Profile, key: str, digest: str, files: list[Path], *,
-    threads: int, progress: bool,
+    todo: list[str],
+    dirs: dict[str, Path],
+    prof: Profile,
+    key: str,
+    digest: str,
+    files: list[Path],
+    *,
+    threads: int,
+    progress: bool,
 ) -> None:
     """Train the tokenizer once, then each model in ``todo``, each saved to a temp dir and swapped in."""
     import tokenizers
@@ -594,7 +654,9 @@ def _build(
             "seconds": round(time.monotonic() - started, 2),
             "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "versions": {
-                "torch": torch.__version__, "transformers": transformers.__version__, "tokenizers": tokenizers.__version__
+                "torch": torch.__version__,
+                "transformers": transformers.__version__,
+                "tokenizers": tokenizers.__version__,
             },
         }
         # The manifest goes in last: a dir with a matching tiny.json is complete by construction.

@@ -81,9 +81,13 @@ def _checked(registry: Registry, base: str, adapter_dir: str | Path, name: str |
     adapter_dir = _adapter_dir(adapter_dir)
     spec = registry.specs.get(base)
     if spec is None:
-        raise AdapterError(f"no model {base!r} in this arena; bases: {', '.join(base_choices(registry)) or 'none'}", 404)
+        raise AdapterError(
+            f"no model {base!r} in this arena; bases: {', '.join(base_choices(registry)) or 'none'}", 404
+        )
     if base not in base_choices(registry):
-        raise AdapterError(f"{base!r} cannot take a runtime adapter here (needs a local or vllm model without an adapter)")
+        raise AdapterError(
+            f"{base!r} cannot take a runtime adapter here (needs a local or vllm model without an adapter)"
+        )
     full = model_name(base, name or adapter_dir.name)
     if full in registry:
         raise AdapterError(f"model {full!r} is already in the arena", 409)
@@ -97,13 +101,15 @@ def adapter_spec(registry: Registry, base: str, adapter_dir: str | Path, name: s
         raise AdapterError(f"{base!r} is a {spec.kind} model: its adapters load into its server (add_adapter)")
     backend = registry[base]
     # The backend holds the resolved base path and template (the spec keeps them as written in the YAML).
-    return spec.model_copy(update={
-        "name": full,
-        "path": str(Path(backend.base.path).resolve()),
-        "template": backend.template,
-        "adapter": str(adapter_dir),
-        "description": f"LoRA adapter {adapter_dir.name} over {base}",
-    })
+    return spec.model_copy(
+        update={
+            "name": full,
+            "path": str(Path(backend.base.path).resolve()),
+            "template": backend.template,
+            "adapter": str(adapter_dir),
+            "description": f"LoRA adapter {adapter_dir.name} over {base}",
+        }
+    )
 
 
 async def add_adapter(registry: Registry, base: str, adapter_dir: str | Path, name: str | None = None) -> str:
@@ -136,6 +142,7 @@ async def _add_to_vllm(registry: Registry, base: str, adapter_dir: str | Path, n
             # No such route: the server runs without runtime LoRA loading.
             hint = " (start it with --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True)"
         # An unreachable server is a gateway failure; anything vLLM answered is about this adapter.
-        raise AdapterError(f"vLLM server of {base!r} did not load {adapter_dir}: {exc}{hint}",
-                           502 if exc.status is None else 400) from None
+        raise AdapterError(
+            f"vLLM server of {base!r} did not load {adapter_dir}: {exc}{hint}", 502 if exc.status is None else 400
+        ) from None
     return full

@@ -32,8 +32,9 @@ def progress(store: Store, annotator: str, eval_set: str, dialogs: list[Dialog])
     return len(total & rated), len(total)
 
 
-def next_unrated(store: Store, annotator: str, eval_set: str, dialogs: list[Dialog],
-                 after: tuple[str, int] | None = None) -> ReplayStep | None:
+def next_unrated(
+    store: Store, annotator: str, eval_set: str, dialogs: list[Dialog], after: tuple[str, int] | None = None
+) -> ReplayStep | None:
     """The first unrated step after ``after`` (wrapping around), or None when all are rated."""
     rated = store.rated_steps(annotator, eval_set, context_prefix=replay_context(annotator))
     ordered = all_steps(dialogs)
@@ -66,8 +67,13 @@ def first_unrated_in(dialog: Dialog, rated: set[tuple[str, int]]) -> ReplayStep 
 
 def rated_answers(store: Store, annotator: str, dialog: Dialog, step: ReplayStep) -> list[RatedAnswer]:
     """The stored answers of one step this annotator rated last, with their ratings (empty when unrated)."""
-    return store.rated_answers(annotator, eval_set=dialog.eval_set, dialog_id=dialog.id, turn_index=step.turn_index,
-                               context=replay_context(annotator))
+    return store.rated_answers(
+        annotator,
+        eval_set=dialog.eval_set,
+        dialog_id=dialog.id,
+        turn_index=step.turn_index,
+        context=replay_context(annotator),
+    )
 
 
 def answer_calls(stored: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
@@ -75,35 +81,61 @@ def answer_calls(stored: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     return [c.get("function", c) for c in stored or []]
 
 
-def stored_metrics(dialog: Dialog, step: ReplayStep, text: str, tool_calls: list[dict[str, Any]] | None,
-                   splitter: Splitter = split_words) -> GenerationMetrics | None:
+def stored_metrics(
+    dialog: Dialog,
+    step: ReplayStep,
+    text: str,
+    tool_calls: list[dict[str, Any]] | None,
+    splitter: Splitter = split_words,
+) -> GenerationMetrics | None:
     """GT metrics of a stored answer, computed as for a fresh one (None for an open step without GT)."""
     if step.gt is None:
         return None
     return score_step(dialog, step.turn_index, text, list(tool_calls or []), splitter)
 
 
-def metrics_for(dialog: Dialog, step: ReplayStep, side: Side, splitter: Splitter = split_words) -> GenerationMetrics | None:
+def metrics_for(
+    dialog: Dialog, step: ReplayStep, side: Side, splitter: Splitter = split_words
+) -> GenerationMetrics | None:
     """GT metrics of one finished side (None for an open step without GT or a failed side)."""
     if side.error or step.gt is None:
         return None
     return score_step(dialog, step.turn_index, side.text, side.openai_tool_calls(), splitter)
 
 
-def record_side(store: Store, model_id: int, dialog: Dialog, step: ReplayStep, side: Side, context: str,
-                metrics: GenerationMetrics | None, prompt_hash: str = "") -> int:
+def record_side(
+    store: Store,
+    model_id: int,
+    dialog: Dialog,
+    step: ReplayStep,
+    side: Side,
+    context: str,
+    metrics: GenerationMetrics | None,
+    prompt_hash: str = "",
+) -> int:
     """Store one side's answer with timings and GT metrics; returns the generation id."""
     finish = side.finish
     timings = finish.timings if finish else None
     usage = finish.usage if finish else None
     fields: dict[str, Any] = {}
     if metrics is not None:
-        fields = {"gt_diff": [list(op) for op in metrics.diff] or None, "similarity": metrics.similarity,
-                  "tool_name_match": metrics.tool_name_match, "tool_args_match": metrics.tool_args_match}
+        fields = {
+            "gt_diff": [list(op) for op in metrics.diff] or None,
+            "similarity": metrics.similarity,
+            "tool_name_match": metrics.tool_name_match,
+            "tool_args_match": metrics.tool_args_match,
+        }
     return store.record_generation(
-        model_id=model_id, eval_set=dialog.eval_set, dialog_id=dialog.id, turn_index=step.turn_index,
-        text=side.text, context=context, prompt_hash=prompt_hash, tool_calls=side.openai_tool_calls() or None,
-        finish_reason=finish.finish_reason if finish else None, error=side.error,
+        model_id=model_id,
+        eval_set=dialog.eval_set,
+        dialog_id=dialog.id,
+        turn_index=step.turn_index,
+        text=side.text,
+        context=context,
+        prompt_hash=prompt_hash,
+        tool_calls=side.openai_tool_calls() or None,
+        finish_reason=finish.finish_reason if finish else None,
+        error=side.error,
         ttft_ms=timings.ttft_s * 1000 if timings and timings.ttft_s is not None else None,
         total_ms=timings.total_s * 1000 if timings else None,
         tokens=usage.completion_tokens if usage else None,

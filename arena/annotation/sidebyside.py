@@ -34,7 +34,9 @@ class Side:
 
     def openai_tool_calls(self) -> list[dict[str, Any]]:
         """The tool calls in OpenAI message shape, for metrics and storage."""
-        return [{"type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}} for c in self.tool_calls]
+        return [
+            {"type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}} for c in self.tool_calls
+        ]
 
     def apply(self, event: Any) -> None:
         """Fold one backend event into this side."""
@@ -57,9 +59,17 @@ class Side:
             self.text = self.text or event.partial_text
 
 
-async def _run_side(side: Side, backend: Backend, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
-                    options: Options | None, stall_timeout: float, changed: asyncio.Event, finished: asyncio.Event,
-                    cancel: CancelToken) -> None:
+async def _run_side(
+    side: Side,
+    backend: Backend,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None,
+    options: Options | None,
+    stall_timeout: float,
+    changed: asyncio.Event,
+    finished: asyncio.Event,
+    cancel: CancelToken,
+) -> None:
     stream = backend.stream(messages, tools=tools or None, options=options, cancel=cancel)
     try:
         while not side.done:

@@ -12,8 +12,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the `adapters` group with its three actions."""
     from training.adapters import DEFAULT_ADAPTERS_DIR
 
-    p = sub.add_parser("adapters", help="list trained adapters, add one to the running arena, merge one",
-                       description=__doc__)
+    p = sub.add_parser(
+        "adapters", help="list trained adapters, add one to the running arena, merge one", description=__doc__
+    )
     actions = p.add_subparsers(dest="adapters_command", metavar="ACTION", required=True)
 
     ls = actions.add_parser("list", help="adapters under the adapters directory, with their manifests")
@@ -21,23 +22,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.set_defaults(func=run_list)
 
     add = actions.add_parser(
-        "add", help="add an adapter to the RUNNING arena as model <base>:<name> (no restart)",
+        "add",
+        help="add an adapter to the RUNNING arena as model <base>:<name> (no restart)",
         description="Ask a running arena (`arena serve`/`arena demo`) to load PATH over its model BASE and offer it "
         "as <BASE>:<NAME>. Needs a researcher account; the password is read from $ARENA_PASSWORD or asked for. "
-        "The model lasts until the arena stops; add an entry to the models YAML to keep it.")
+        "The model lasts until the arena stops; add an entry to the models YAML to keep it.",
+    )
     add.add_argument("name", help="adapter name; the arena model becomes <base>:<name>")
     add.add_argument("path", type=Path, help="adapter directory (as the arena's machine sees it)")
     add.add_argument("--base", required=True, help="arena model the adapter goes over, e.g. llama-tiny")
     add.add_argument("--url", default="http://127.0.0.1:7860", help="the running arena (default: %(default)s)")
-    add.add_argument("--user", default=os.environ.get("ARENA_USER", "demo"), help="researcher account (default: $ARENA_USER or demo)")
+    add.add_argument(
+        "--user", default=os.environ.get("ARENA_USER", "demo"), help="researcher account (default: $ARENA_USER or demo)"
+    )
     add.set_defaults(func=run_add)
 
-    merge = actions.add_parser("merge", help="merge an adapter into its base: a new full model directory",
-                               description="peft merge_and_unload: base + adapter saved as a new model directory "
-                               "(default models/<adapter>-merged). Existing directories are never overwritten.")
+    merge = actions.add_parser(
+        "merge",
+        help="merge an adapter into its base: a new full model directory",
+        description="peft merge_and_unload: base + adapter saved as a new model directory "
+        "(default models/<adapter>-merged). Existing directories are never overwritten.",
+    )
     merge.add_argument("path", type=Path, help="adapter directory")
     merge.add_argument("--out", type=Path, default=None, help="new model directory (default: models/<adapter>-merged)")
-    merge.add_argument("--base", default=None, help="base model directory (default: from manifest.json / adapter_config.json)")
+    merge.add_argument(
+        "--base", default=None, help="base model directory (default: from manifest.json / adapter_config.json)"
+    )
     merge.set_defaults(func=run_merge)
 
 

@@ -23,16 +23,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_db_argument(ls)
     ls.set_defaults(func=run_list)
 
-    passwd = actions.add_parser("passwd", help="set a new password (prints a generated one); ends the account's "
-                                "sessions and lifts a login lock")
+    passwd = actions.add_parser(
+        "passwd", help="set a new password (prints a generated one); ends the account's sessions and lifts a login lock"
+    )
     passwd.add_argument("name", help="login name")
-    passwd.add_argument("--stdin", action="store_true",
-                        help="read the new password from the first line of standard input instead")
+    passwd.add_argument(
+        "--stdin", action="store_true", help="read the new password from the first line of standard input instead"
+    )
     add_db_argument(passwd)
     passwd.set_defaults(func=run_passwd)
 
-    disable = actions.add_parser("disable", help="stop an account from logging in and end its sessions "
-                                 "(its ratings and votes stay)")
+    disable = actions.add_parser(
+        "disable", help="stop an account from logging in and end its sessions (its ratings and votes stay)"
+    )
     disable.add_argument("name", help="login name")
     add_db_argument(disable)
     disable.set_defaults(func=run_disable, disabled=True)
@@ -82,8 +85,9 @@ def run_passwd(args: argparse.Namespace) -> int:
     if args.stdin:
         password = sys.stdin.readline().rstrip("\r\n")
         if not password:
-            print("error: --stdin: the first line of standard input is empty; expected the new password",
-                  file=sys.stderr)
+            print(
+                "error: --stdin: the first line of standard input is empty; expected the new password", file=sys.stderr
+            )
             return 2
     else:
         password = generate_password()

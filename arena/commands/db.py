@@ -21,7 +21,8 @@ def db_location(text: str) -> str:
         parent = Path(url.database).parent
         if not parent.is_dir():
             raise argparse.ArgumentTypeError(
-                f"no directory {parent} for the SQLite database {url.database} (check the path, or create it first)")
+                f"no directory {parent} for the SQLite database {url.database} (check the path, or create it first)"
+            )
     return text
 
 

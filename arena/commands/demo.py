@@ -11,15 +11,30 @@ from arena.commands.db import db_location
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", type=db_location, default="ratings.db", help="SQLite path or SQLAlchemy URL (default: ratings.db)")
+    p.add_argument(
+        "--db", type=db_location, default="ratings.db", help="SQLite path or SQLAlchemy URL (default: ratings.db)"
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--eval-sets", type=Path, default=PROJECT_ROOT / "eval_sets", help="directory of eval-set JSONL files")
-    p.add_argument("--session-idle-minutes", type=_positive_minutes, default=12 * 60, metavar="MINUTES",
-                   help="log a browser out after this long without a request (default: 720, 12 hours)")
-    p.add_argument("--allow-origin", action="append", default=[], type=_origin, metavar="ORIGIN",
-                   help="another origin allowed to call the arena from a browser, e.g. https://proxy.example.org "
-                        "(repeatable; default: only the arena's own)")
+    p.add_argument(
+        "--eval-sets", type=Path, default=PROJECT_ROOT / "eval_sets", help="directory of eval-set JSONL files"
+    )
+    p.add_argument(
+        "--session-idle-minutes",
+        type=_positive_minutes,
+        default=12 * 60,
+        metavar="MINUTES",
+        help="log a browser out after this long without a request (default: 720, 12 hours)",
+    )
+    p.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        type=_origin,
+        metavar="ORIGIN",
+        help="another origin allowed to call the arena from a browser, e.g. https://proxy.example.org "
+        "(repeatable; default: only the arena's own)",
+    )
 
 
 def _positive_minutes(text: str) -> float:
@@ -42,16 +57,25 @@ def _origin(text: str) -> str:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    demo = sub.add_parser("demo", help="build the tiny models if needed and serve the arena with them",
-                          description="Build the embedded tiny models (first run only, a few minutes), create "
-                          "a 'demo' login with a fresh password, and serve the arena on http://127.0.0.1:7860.")
+    demo = sub.add_parser(
+        "demo",
+        help="build the tiny models if needed and serve the arena with them",
+        description="Build the embedded tiny models (first run only, a few minutes), create "
+        "a 'demo' login with a fresh password, and serve the arena on http://127.0.0.1:7860.",
+    )
     _common(demo)
     demo.set_defaults(func=run_demo)
-    serve = sub.add_parser("serve", help="serve the arena for a models config",
-                           description="Serve the arena. Annotators log in with accounts made by "
-                           "`arena annotators add NAME`.")
-    serve.add_argument("--config", type=Path, default=PROJECT_ROOT / "configs" / "demo.yaml",
-                       help="models YAML (default: configs/demo.yaml)")
+    serve = sub.add_parser(
+        "serve",
+        help="serve the arena for a models config",
+        description="Serve the arena. Annotators log in with accounts made by `arena annotators add NAME`.",
+    )
+    serve.add_argument(
+        "--config",
+        type=Path,
+        default=PROJECT_ROOT / "configs" / "demo.yaml",
+        help="models YAML (default: configs/demo.yaml)",
+    )
     _common(serve)
     serve.set_defaults(func=run_serve)
 
@@ -72,8 +96,11 @@ def _note_new_database(db: str) -> None:
     from arena.store import to_url
 
     url = to_url(db)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
-            and not Path(url.database).exists():
+    if (
+        url.get_backend_name() == "sqlite"
+        and url.database not in (None, "", ":memory:")
+        and not Path(url.database).exists()
+    ):
         print(f"arena: no database at {url.database} yet: creating a new, empty one")
 
 
@@ -110,9 +137,15 @@ def run_demo(args: argparse.Namespace) -> int:
     _note_new_database(args.db)
     with Store.open(args.db) as store:
         password = ensure_demo_account(store)
-    config = ServeConfig(models_config=PROJECT_ROOT / "configs" / "demo.yaml", db=args.db,
-                         eval_sets_dir=args.eval_sets, host=args.host, port=args.port,
-                         session_idle_minutes=args.session_idle_minutes, allow_origins=tuple(args.allow_origin))
+    config = ServeConfig(
+        models_config=PROJECT_ROOT / "configs" / "demo.yaml",
+        db=args.db,
+        eval_sets_dir=args.eval_sets,
+        host=args.host,
+        port=args.port,
+        session_idle_minutes=args.session_idle_minutes,
+        allow_origins=tuple(args.allow_origin),
+    )
     return _serve(config, banner=f"arena: log in as  user: demo   password: {password}")
 
 
@@ -123,6 +156,14 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"arena serve: {problem}", file=sys.stderr)
         return 2
     _note_new_database(args.db)
-    return _serve(ServeConfig(models_config=args.config, db=args.db, eval_sets_dir=args.eval_sets,
-                              host=args.host, port=args.port, session_idle_minutes=args.session_idle_minutes,
-                              allow_origins=tuple(args.allow_origin)))
+    return _serve(
+        ServeConfig(
+            models_config=args.config,
+            db=args.db,
+            eval_sets_dir=args.eval_sets,
+            host=args.host,
+            port=args.port,
+            session_idle_minutes=args.session_idle_minutes,
+            allow_origins=tuple(args.allow_origin),
+        )
+    )

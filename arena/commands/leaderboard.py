@@ -38,9 +38,9 @@ TITLES = {
 }
 NOTES = {
     "pairwise": "rank = 1 + number of models whose CI lies entirely above this one. online_elo is "
-                "order-dependent (votes in the order cast), shown only for comparison.",
+    "order-dependent (votes in the order cast), shown only for comparison.",
     "metrics": "similarity = best token match to the GT; tool_*_match = share of tool-call turns matched by "
-               "name / name + arguments; repetition = similarity to the closest earlier assistant turn.",
+    "name / name + arguments; repetition = similarity to the closest earlier assistant turn.",
 }
 TABLE_NAMES = tuple(TITLES)
 
@@ -48,22 +48,38 @@ TABLE_NAMES = tuple(TITLES)
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("leaderboard", help="leaderboards with 95%% CIs from the ratings database", description=__doc__)
     add_db_argument(p)
-    p.add_argument("--sets-dir", default=str(PROJECT_ROOT / "eval_sets"), metavar="DIR",
-                   help="eval-set folder, for categories and repetition (default: the shipped eval_sets/)")
+    p.add_argument(
+        "--sets-dir",
+        default=str(PROJECT_ROOT / "eval_sets"),
+        metavar="DIR",
+        help="eval-set folder, for categories and repetition (default: the shipped eval_sets/)",
+    )
     p.add_argument("--round", help="only this round (name or id)")
     p.add_argument("--eval-set", help="only this eval set")
     p.add_argument("--category", help="only dialogs of this category")
     p.add_argument("--format", choices=FORMATS, default="md", help="output format (default: md)")
-    p.add_argument("--table", choices=TABLE_NAMES, action="append", metavar="NAME",
-                   help="print only this table (repeatable; one --table with csv gives plain CSV): "
-                        + ", ".join(TABLE_NAMES))
+    p.add_argument(
+        "--table",
+        choices=TABLE_NAMES,
+        action="append",
+        metavar="NAME",
+        help="print only this table (repeatable; one --table with csv gives plain CSV): " + ", ".join(TABLE_NAMES),
+    )
     p.add_argument("--boot", type=int, default=1000, metavar="N", help="bootstrap resamples for CIs (default: 1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     p.add_argument("--anchor", metavar="MODEL", help="rating of this model is fixed at 1000 (default: the mean is)")
-    p.add_argument("--both-bad", choices=("tie", "drop"), default="tie",
-                   help="'both bad' votes count as a tie or are dropped (default: tie)")
-    p.add_argument("--tokenizer", choices=("kiwi", "whitespace"), default="kiwi",
-                   help="segmentation for computed similarity/repetition, as in the UI (default: kiwi)")
+    p.add_argument(
+        "--both-bad",
+        choices=("tie", "drop"),
+        default="tie",
+        help="'both bad' votes count as a tie or are dropped (default: tie)",
+    )
+    p.add_argument(
+        "--tokenizer",
+        choices=("kiwi", "whitespace"),
+        default="kiwi",
+        help="segmentation for computed similarity/repetition, as in the UI (default: kiwi)",
+    )
     p.set_defaults(func=run)
 
 
@@ -88,9 +104,18 @@ def run(args: argparse.Namespace) -> int:
             return 2
         splitter = default_splitter() if args.tokenizer == "kiwi" else split_words
         try:
-            boards = build_leaderboards(store, dialogs, round=args.round, eval_set=args.eval_set,
-                                        category=args.category, n_boot=args.boot, seed=args.seed,
-                                        both_bad=args.both_bad, anchor=args.anchor, splitter=splitter)
+            boards = build_leaderboards(
+                store,
+                dialogs,
+                round=args.round,
+                eval_set=args.eval_set,
+                category=args.category,
+                n_boot=args.boot,
+                seed=args.seed,
+                both_bad=args.both_bad,
+                anchor=args.anchor,
+                splitter=splitter,
+            )
         except ValueError as exc:  # e.g. an --anchor model without votes in this slice
             print(f"arena leaderboard: {exc}", file=sys.stderr)
             return 2
@@ -106,8 +131,16 @@ def render(boards: Leaderboards, fmt: str, only: list[str] | None = None) -> str
     """The chosen tables as markdown, CSV blocks (plain CSV for one table) or one JSON document."""
     tables = {k: v for k, v in boards.tables().items() if not only or k in only}
     if fmt == "json":
-        return json.dumps({"filters": boards.filters.as_dict(), "settings": boards.settings, "counts": boards.counts,
-                           "tables": {k: _records(v) for k, v in tables.items()}}, ensure_ascii=False, indent=1)
+        return json.dumps(
+            {
+                "filters": boards.filters.as_dict(),
+                "settings": boards.settings,
+                "counts": boards.counts,
+                "tables": {k: _records(v) for k, v in tables.items()},
+            },
+            ensure_ascii=False,
+            indent=1,
+        )
     if fmt == "csv":
         if len(tables) == 1:
             return _csv(next(iter(tables.values()))).rstrip("\n")
@@ -130,6 +163,7 @@ def _csv(frame: pd.DataFrame) -> str:
 
 # ---------------------------------------------------------------------------------------------- markdown
 
+
 def _md_table(frame: pd.DataFrame) -> str:
     """A markdown table of text cells (see arena.leaderboards.tables.display_table)."""
     cells = [[str(c).replace("|", "\\|") for c in row] for row in frame.itertuples(index=False)]
@@ -143,9 +177,11 @@ def _markdown(boards: Leaderboards, tables: dict[str, pd.DataFrame]) -> str:
     f, s, n = boards.filters, boards.settings, boards.counts
     shown = ", ".join(f"{k}={v}" for k, v in f.as_dict().items() if v) or "none"
     scale = f"anchor {s['anchor']}" if s["anchor"] else "mean"
-    out = [f"# Leaderboard\n\nfilters: {shown}; {n['ratings']} ratings, {n['votes']} votes, {n['generations']} answers "
-           f"({n['failed_generations']} failed, left out); 95% CIs from {s['n_boot']} bootstrap resamples, seed "
-           f"{s['seed']}; 'both bad' = {s['both_bad']}; BT scale: {scale} = 1000."]
+    out = [
+        f"# Leaderboard\n\nfilters: {shown}; {n['ratings']} ratings, {n['votes']} votes, {n['generations']} answers "
+        f"({n['failed_generations']} failed, left out); 95% CIs from {s['n_boot']} bootstrap resamples, seed "
+        f"{s['seed']}; 'both bad' = {s['both_bad']}; BT scale: {scale} = 1000."
+    ]
     for name, frame in tables.items():
         out.append(f"## {TITLES[name]}")
         if frame.empty or (name in ("win_rate", "battles") and len(frame.columns) <= 1):

@@ -23,9 +23,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Nothing is downloaded. Skipped when the cache already matches the profile, corpus and code.",
     )
     b.add_argument("--profile", choices=["demo", "test"], default="demo", help="size/time budget (default: demo)")
-    b.add_argument("--out", type=Path, default=None, help="cache dir (default: models/ for demo, .cache/tiny-test for test)")
+    b.add_argument(
+        "--out", type=Path, default=None, help="cache dir (default: models/ for demo, .cache/tiny-test for test)"
+    )
     b.add_argument("--force", action="store_true", help="rebuild even when the cache is up to date")
-    b.add_argument("--corpus", type=Path, nargs="+", default=None, help="eval-set JSONL files (default: eval_sets/*.jsonl)")
+    b.add_argument(
+        "--corpus", type=Path, nargs="+", default=None, help="eval-set JSONL files (default: eval_sets/*.jsonl)"
+    )
     b.set_defaults(func=run_build)
 
     ls = actions.add_parser(
@@ -38,13 +42,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     def server_parser(name: str, help_text: str) -> argparse.ArgumentParser:
         a = actions.add_parser(name, help=help_text, description=help_text)
-        a.add_argument("--config", default="configs/gpu-example.yaml", help="models YAML (default: configs/gpu-example.yaml)")
+        a.add_argument(
+            "--config", default="configs/gpu-example.yaml", help="models YAML (default: configs/gpu-example.yaml)"
+        )
         a.add_argument("--run-dir", type=Path, default=None, help="server logs and pid files (default: logs/vllm)")
         return a
 
     up = server_parser("up", "start the vLLM servers of entries with a `launch:` section and wait until healthy")
     up.add_argument("names", nargs="*", help="entries to start (default: all with `launch:`)")
-    up.add_argument("--timeout", type=float, default=None, help="seconds to wait for /health (default: launch.startup_timeout)")
+    up.add_argument(
+        "--timeout", type=float, default=None, help="seconds to wait for /health (default: launch.startup_timeout)"
+    )
     up.add_argument("--dry-run", action="store_true", help="print the commands, start nothing")
     up.add_argument(
         "--parallel",
@@ -218,19 +226,21 @@ def status_rows(args: argparse.Namespace) -> list[dict]:
     for url, names in entries.items():
         s = statuses[url]
         plan = launched.get(url)
-        rows.append({
-            "server": url,
-            "launched_by": plan.name if plan else "external",
-            "pid": running_pid(plan) if plan else None,
-            "healthy": s.healthy,
-            "health": s.detail,
-            "models": s.bases,
-            "adapters": [f"{m['id']} (parent {m['parent']})" for m in s.models if m.get("parent")],
-            "running": s.running,
-            "waiting": s.waiting,
-            "kv_cache_pct": None if s.kv_cache_usage is None else round(100 * s.kv_cache_usage, 1),
-            "arena_models": names,
-        })
+        rows.append(
+            {
+                "server": url,
+                "launched_by": plan.name if plan else "external",
+                "pid": running_pid(plan) if plan else None,
+                "healthy": s.healthy,
+                "health": s.detail,
+                "models": s.bases,
+                "adapters": [f"{m['id']} (parent {m['parent']})" for m in s.models if m.get("parent")],
+                "running": s.running,
+                "waiting": s.waiting,
+                "kv_cache_pct": None if s.kv_cache_usage is None else round(100 * s.kv_cache_usage, 1),
+                "arena_models": names,
+            }
+        )
     return rows
 
 

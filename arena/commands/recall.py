@@ -33,20 +33,63 @@ class RecallError(Exception):
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("recall", help="BM25 retrieval recall@k of baseline and model search queries", description=__doc__)
-    p.add_argument("--eval-set", "--set", "--items", dest="sets", nargs="+", required=True, metavar="JSONL",
-                   help='eval set(s) with retrieval items ("gold"); --set and --items are the same option')
-    p.add_argument("--index", metavar="JSONL",
-                   help='documents, one {"id", "title", "text"} per line (default: the items\' "meta.index" hint)')
-    p.add_argument("--baseline", choices=BASELINES, default="last-utterance",
-                   help="baseline row: the last user utterance as the query (default), or none")
-    p.add_argument("--tokenizer", choices=("kiwi", "whitespace"), default="kiwi", help="Kiwi morphemes (default) or whitespace words")
+    p = sub.add_parser(
+        "recall", help="BM25 retrieval recall@k of baseline and model search queries", description=__doc__
+    )
+    p.add_argument(
+        "--eval-set",
+        "--set",
+        "--items",
+        dest="sets",
+        nargs="+",
+        required=True,
+        metavar="JSONL",
+        help='eval set(s) with retrieval items ("gold"); --set and --items are the same option',
+    )
+    p.add_argument(
+        "--index",
+        metavar="JSONL",
+        help='documents, one {"id", "title", "text"} per line (default: the items\' "meta.index" hint)',
+    )
+    p.add_argument(
+        "--baseline",
+        choices=BASELINES,
+        default="last-utterance",
+        help="baseline row: the last user utterance as the query (default), or none",
+    )
+    p.add_argument(
+        "--tokenizer",
+        choices=("kiwi", "whitespace"),
+        default="kiwi",
+        help="Kiwi morphemes (default) or whitespace words",
+    )
     p.add_argument("--field", choices=("title", "title_text"), default="title", help="what is indexed (default: title)")
-    p.add_argument("--k", dest="ks", type=int, nargs="+", default=list(DEFAULT_KS), metavar="K", help="cut-offs (default: 1 2 4 10)")
+    p.add_argument(
+        "--k",
+        dest="ks",
+        type=int,
+        nargs="+",
+        default=list(DEFAULT_KS),
+        metavar="K",
+        help="cut-offs (default: 1 2 4 10)",
+    )
     p.add_argument("--format", choices=FORMATS, default="md", help="table format (default: md)")
-    p.add_argument("--models", nargs="+", default=[], metavar="NAME", help="models (from the registry) whose tool calls give queries")
-    p.add_argument("--config", default="configs/demo.yaml", help="models YAML for --models (default: configs/demo.yaml)")
-    p.add_argument("--db", type=db_location, default="ratings.db", help="store holding cached model queries: SQLite path or SQLAlchemy URL (default: ratings.db)")
+    p.add_argument(
+        "--models",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="models (from the registry) whose tool calls give queries",
+    )
+    p.add_argument(
+        "--config", default="configs/demo.yaml", help="models YAML for --models (default: configs/demo.yaml)"
+    )
+    p.add_argument(
+        "--db",
+        type=db_location,
+        default="ratings.db",
+        help="store holding cached model queries: SQLite path or SQLAlchemy URL (default: ratings.db)",
+    )
     p.add_argument("--concurrency", type=int, default=4, help="parallel generations per model (default: 4)")
     p.add_argument("--no-reference", action="store_true", help="leave out the reference-query row")
     p.add_argument("--cache-dir", default=".cache/bm25", metavar="DIR", help="BM25 index cache (default: .cache/bm25)")
@@ -86,18 +129,24 @@ def _run(args: argparse.Namespace) -> int:
     items, index_path = _load_items(args.sets, args.index)
     registry = _load_registry(args.models, args.config) if args.models else None
     try:
-        retriever = open_retriever(index_path, args.tokenizer, field=args.field, cache_dir=args.cache_dir or None, rebuild=args.rebuild)
+        retriever = open_retriever(
+            index_path, args.tokenizer, field=args.field, cache_dir=args.cache_dir or None, rebuild=args.rebuild
+        )
     except ValueError as exc:
         raise RecallError(str(exc)) from None
     state = "built" if retriever.built else "loaded from cache"
-    print(f"index: {index_path}: {len(retriever.corpus.ids)} documents, {args.tokenizer} tokens, {state}", file=sys.stderr)
+    print(
+        f"index: {index_path}: {len(retriever.corpus.ids)} documents, {args.tokenizer} tokens, {state}", file=sys.stderr
+    )
     for item_id, golds in unreachable_gold(items, retriever).items():
         print(f"warning: {item_id}: gold {golds} matches no document of {index_path}", file=sys.stderr)
 
     depth = max(max(ks), MRR_DEPTH)
     systems = []
     if args.baseline == "last-utterance":
-        systems.append(score_system(f"{BASELINE} + BM25", items, {i.id: baseline_query(i) for i in items}, retriever, depth))
+        systems.append(
+            score_system(f"{BASELINE} + BM25", items, {i.id: baseline_query(i) for i in items}, retriever, depth)
+        )
     references = {i.id: reference_query(i) for i in items}
     if not args.no_reference and any(references.values()):
         queries = {k: v or QueryResult(None, "no_call", "item has no reference query") for k, v in references.items()}
@@ -135,9 +184,11 @@ def _load_items(sets: list[str], index: str | None) -> tuple[list[Dialog], Path]
         except EvalSetError as exc:
             raise RecallError(f"invalid eval set:\n{exc}") from None
         items.extend(found)
-        hints |= {(Path(path).parent / d.meta["index"]).resolve() for d in found if isinstance(d.meta.get("index"), str)}
+        hints |= {
+            (Path(path).parent / d.meta["index"]).resolve() for d in found if isinstance(d.meta.get("index"), str)
+        }
     if not items:
-        raise RecallError(f"no retrieval items (dialogs with \"gold\") in {' '.join(sets)}")
+        raise RecallError(f'no retrieval items (dialogs with "gold") in {" ".join(sets)}')
     if index is not None:
         chosen = Path(index)
     elif len(hints) == 1:
@@ -163,9 +214,14 @@ async def _all_model_queries(registry: Any, items: list, args: argparse.Namespac
             for name in args.models:
                 report = GenerationReport()
                 print(f"{name}: queries for {len(items)} items (cached in {store.url})", file=sys.stderr)
-                out[name] = await model_queries(store, registry, name, items, concurrency=args.concurrency, report=report)
-                print(f"{name}: {report.cached} from the store, {report.generated} generated, {report.failed} failed "
-                      "(failed requests are retried on the next run)", file=sys.stderr)
+                out[name] = await model_queries(
+                    store, registry, name, items, concurrency=args.concurrency, report=report
+                )
+                print(
+                    f"{name}: {report.cached} from the store, {report.generated} generated, {report.failed} failed "
+                    "(failed requests are retried on the next run)",
+                    file=sys.stderr,
+                )
     finally:
         await registry.aclose()
     return out

@@ -20,8 +20,13 @@ from arena.commands.db import add_db_argument
 
 
 def _eval_sets_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--eval-sets", type=Path, default=PROJECT_ROOT / "eval_sets", metavar="DIR",
-                   help="directory of eval-set JSONL files (default: the project's eval_sets/)")
+    p.add_argument(
+        "--eval-sets",
+        type=Path,
+        default=PROJECT_ROOT / "eval_sets",
+        metavar="DIR",
+        help="directory of eval-set JSONL files (default: the project's eval_sets/)",
+    )
 
 
 def _models_arg(p: argparse.ArgumentParser) -> None:
@@ -29,14 +34,20 @@ def _models_arg(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("round", help="create, start, pre-generate and follow blind A/B rounds",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "round",
+        help="create, start, pre-generate and follow blind A/B rounds",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     actions = p.add_subparsers(dest="round_command", metavar="ACTION", required=True)
 
     c = actions.add_parser("create", help="create a draft round (validated against eval sets, models, annotators)")
     c.add_argument("name")
     c.add_argument("--file", type=Path, help="YAML with the round's fields (flags below override it)")
-    c.add_argument("--eval-set", dest="eval_sets_", action="append", metavar="SET", help="eval set to judge (repeatable)")
+    c.add_argument(
+        "--eval-set", dest="eval_sets_", action="append", metavar="SET", help="eval set to judge (repeatable)"
+    )
     c.add_argument("--dialogs", help="comma-separated dialog-id patterns, e.g. 'fashion-coat-*' (default: all)")
     c.add_argument("--categories", help="comma-separated dialog categories to keep (default: all)")
     c.add_argument("--models", help="comma-separated model entries of --config (two or more; adapters are entries)")
@@ -62,9 +73,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     g = actions.add_parser("pregen", help="generate every model's answer to every turn of a round (resumable)")
     g.add_argument("name")
-    g.add_argument("--concurrency", action="append", default=[], metavar="N|MODEL=N",
-                   help="requests in flight per model: N for all, MODEL=N for one (repeatable; "
-                        "default: 1 for in-process models, 8 for OpenAI-compatible servers, 32 for vLLM)")
+    g.add_argument(
+        "--concurrency",
+        action="append",
+        default=[],
+        metavar="N|MODEL=N",
+        help="requests in flight per model: N for all, MODEL=N for one (repeatable; "
+        "default: 1 for in-process models, 8 for OpenAI-compatible servers, 32 for vLLM)",
+    )
     g.add_argument("--timeout", type=float, default=600.0, help="seconds allowed for one answer (default 600)")
     _models_arg(g)
     _eval_sets_arg(g)
@@ -148,8 +164,10 @@ def run_create(args: argparse.Namespace) -> int:
         registry = build_registry(default_config_path(args.config))
         dialogs = _dialogs(args.eval_sets)
     except ValidationError as exc:
-        lines = [f"  {'.'.join(map(str, e['loc'])) or 'round'}: {e['msg'].removeprefix('Value error, ')}"
-                 for e in exc.errors()]
+        lines = [
+            f"  {'.'.join(map(str, e['loc'])) or 'round'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        ]
         return _fail("invalid round:\n" + "\n".join(lines))
     except (RegistryError, ValueError, OSError) as exc:
         return _fail(str(exc))
@@ -157,8 +175,10 @@ def run_create(args: argparse.Namespace) -> int:
         try:
             rid = rounds.create_round(store, args.name, config, dialogs=dialogs, registry=registry)
             n = rounds.count_items(config, dialogs)
-            print(f"created round {args.name!r} (id {rid}, draft): {n} items, "
-                  f"{config.judgements} judgement(s) each, annotators: {', '.join(config.annotators)}")
+            print(
+                f"created round {args.name!r} (id {rid}, draft): {n} items, "
+                f"{config.judgements} judgement(s) each, annotators: {', '.join(config.annotators)}"
+            )
             if args.start:
                 rounds.start_round(store, rid, dialogs=dialogs)
                 print(f"started round {args.name!r}: config frozen; next: arena round pregen {args.name}")
@@ -244,9 +264,17 @@ def run_pregen(args: argparse.Namespace) -> int:
 
         async def main() -> pregen.Report:
             try:
-                return await pregen.run(store, args.name, registry, dialogs, concurrency=per_model,
-                                        default_concurrency=default, on_progress=progress,
-                                        splitter=default_splitter(), timeout=args.timeout)
+                return await pregen.run(
+                    store,
+                    args.name,
+                    registry,
+                    dialogs,
+                    concurrency=per_model,
+                    default_concurrency=default,
+                    on_progress=progress,
+                    splitter=default_splitter(),
+                    timeout=args.timeout,
+                )
             finally:
                 await registry.aclose()
 

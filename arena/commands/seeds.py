@@ -19,11 +19,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("seeds", help="convert the seed documents into eval sets", description=__doc__)
     actions = p.add_subparsers(dest="seeds_command", metavar="ACTION", required=True)
     convert = actions.add_parser("convert", help="write eval_sets/*.jsonl from the seed documents", description=__doc__)
-    convert.add_argument("--seeds", default=str(DEFAULT_SEEDS), help=f"directory holding 000_*.txt .. 004_*.txt (default: {DEFAULT_SEEDS})")
-    convert.add_argument("--out", default=str(DEFAULT_OUT), help=f"where to write <eval_set>.jsonl (default: {DEFAULT_OUT})")
+    convert.add_argument(
+        "--seeds",
+        default=str(DEFAULT_SEEDS),
+        help=f"directory holding 000_*.txt .. 004_*.txt (default: {DEFAULT_SEEDS})",
+    )
+    convert.add_argument(
+        "--out", default=str(DEFAULT_OUT), help=f"where to write <eval_set>.jsonl (default: {DEFAULT_OUT})"
+    )
     convert.set_defaults(func=run_convert)
-    retrieval = actions.add_parser("retrieval", help="write the fashion retrieval set (index and dialogs)",
-                                   description=__doc__)
+    retrieval = actions.add_parser(
+        "retrieval", help="write the fashion retrieval set (index and dialogs)", description=__doc__
+    )
     retrieval.add_argument("--out", default=str(DEFAULT_OUT), help=f"output directory (default: {DEFAULT_OUT})")
     retrieval.set_defaults(func=run_retrieval)
 

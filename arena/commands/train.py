@@ -55,8 +55,10 @@ def run(args: argparse.Namespace) -> int:
 
         run_dir = train(config)
     except DataError as exc:
-        print(f"error: {len(exc.problems)} bad record(s); nothing was trained (fix them, or pass --skip_bad):",
-              file=sys.stderr)
+        print(
+            f"error: {len(exc.problems)} bad record(s); nothing was trained (fix them, or pass --skip_bad):",
+            file=sys.stderr,
+        )
         _print_problems(exc.problems)
         return 1
     except (OSError, ValueError, RuntimeError) as exc:  # a missing file or base model, a refused setting
@@ -66,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
 
     m = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
     print(f"adapter: {run_dir}")
-    print(f"  {m['steps']} steps in {m['duration_s']} s; train loss {m['train_loss']}; eval loss "
-          f"{m['initial_eval_loss']} -> {m['eval_loss']}; curve {m['loss_curve']}")
+    print(
+        f"  {m['steps']} steps in {m['duration_s']} s; train loss {m['train_loss']}; eval loss "
+        f"{m['initial_eval_loss']} -> {m['eval_loss']}; curve {m['loss_curve']}"
+    )
     print(f"  into the running arena: Adapters tab, or `arena adapters add {run_dir.name} {run_dir} --base MODEL`")
     return 0

@@ -102,8 +102,10 @@ class Dialog(BaseModel):
             if tool.get("type", "function") != "function":
                 raise _FieldError(f"[{i}].type", f"expected 'function', not {tool.get('type')!r}")
             if not isinstance(function, dict):
-                raise _FieldError(f"[{i}].function", "missing: each tool is {\"type\": \"function\", \"function\": "
-                                  "{\"name\": ..., \"parameters\": {...}}}")
+                raise _FieldError(
+                    f"[{i}].function",
+                    'missing: each tool is {"type": "function", "function": {"name": ..., "parameters": {...}}}',
+                )
             if not isinstance(function.get("name"), str) or not function["name"]:
                 raise _FieldError(f"[{i}].function.name", "missing or empty: the tool's name")
         return tools
@@ -207,8 +209,15 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str | Problem]]:
             try:
                 text = data.decode("utf-8")
             except UnicodeDecodeError as exc:
-                yield number, Problem(str(path), number, "(line)", f"not UTF-8: byte 0x{data[exc.start]:02x} at column"
-                                      f" {exc.start + 1}; save the file as UTF-8")
+                yield (
+                    number,
+                    Problem(
+                        str(path),
+                        number,
+                        "(line)",
+                        f"not UTF-8: byte 0x{data[exc.start]:02x} at column {exc.start + 1}; save the file as UTF-8",
+                    ),
+                )
                 continue
             if text.strip():
                 yield number, text
@@ -224,7 +233,9 @@ def parse_file(path: str | Path) -> tuple[list[tuple[int, Dialog]], list[Problem
     except OSError as exc:
         return [], [Problem(str(path), 0, "(file)", f"cannot read: {exc}")]
     if not lines:
-        return [], [Problem(str(path), 1, "(file)", "no dialogs: the file is empty (one JSON dialog per line expected)")]
+        return [], [
+            Problem(str(path), 1, "(file)", "no dialogs: the file is empty (one JSON dialog per line expected)")
+        ]
     for number, text in lines:
         if isinstance(text, Problem):
             problems.append(text)
@@ -259,7 +270,9 @@ def validate_paths(paths: Iterable[str | Path]) -> tuple[list[Dialog], list[Prob
         for number, dialog in parsed:
             where = f"{path}:{number}"
             if dialog.id in seen:
-                problems.append(Problem(str(path), number, "id", f"duplicate id {dialog.id!r} (first at {seen[dialog.id]})"))
+                problems.append(
+                    Problem(str(path), number, "id", f"duplicate id {dialog.id!r} (first at {seen[dialog.id]})")
+                )
                 continue
             seen[dialog.id] = where
             dialogs.append(dialog)

@@ -13,8 +13,10 @@ STRINGS: dict[str, dict[str, str]] = {
     "login_submit": {"ko": "로그인", "en": "Log in"},
     "login_other_lang": {"ko": "English", "en": "한국어"},
     "login_wrong": {"ko": "아이디 또는 비밀번호가 올바르지 않습니다.", "en": "Wrong user name or password."},
-    "login_locked": {"ko": "로그인 실패가 너무 많습니다. {minutes}분 뒤에 다시 시도하세요.",
-                     "en": "Too many failed logins. Try again in {minutes} min."},
+    "login_locked": {
+        "ko": "로그인 실패가 너무 많습니다. {minutes}분 뒤에 다시 시도하세요.",
+        "en": "Too many failed logins. Try again in {minutes} min.",
+    },
     "tab_overview": {"ko": "개요", "en": "Overview"},
     "tab_replay": {"ko": "대본 재현 평가", "en": "Replay"},
     "tab_live": {"ko": "실시간 비교", "en": "Live side-by-side"},
@@ -68,48 +70,74 @@ STRINGS: dict[str, dict[str, str]] = {
     "comment": {"ko": "코멘트 (선택)", "en": "Comment (optional)"},
     "progress": {"ko": "**{set}**: {total}개 중 {done}개 평가함", "en": "**{set}**: rated {done} of {total}"},
     "pick_models": {"ko": "모델을 2개 이상 고르세요.", "en": "Pick at least two models."},
-    "model_withheld": {"ko": "진행 중인 블라인드 라운드의 모델이라 라운드가 끝날 때까지 쓸 수 없습니다.",
-                       "en": "This model is in an open blind round you judge; it is unavailable until the round closes."},
-    "blind_item_skipped": {"ko": "이 항목은 이미 건너뛰었습니다. 다음 항목으로 넘어가세요.",
-                           "en": "You skipped this item already; go on to the next one."},
-    "blind_item_quota": {"ko": "이 항목은 필요한 평가 수를 이미 채웠습니다. 다음 항목으로 넘어가세요.",
-                         "en": "This item already has all the judgements it needs; go on to the next one."},
-
+    "model_withheld": {
+        "ko": "진행 중인 블라인드 라운드의 모델이라 라운드가 끝날 때까지 쓸 수 없습니다.",
+        "en": "This model is in an open blind round you judge; it is unavailable until the round closes.",
+    },
+    "blind_item_skipped": {
+        "ko": "이 항목은 이미 건너뛰었습니다. 다음 항목으로 넘어가세요.",
+        "en": "You skipped this item already; go on to the next one.",
+    },
+    "blind_item_quota": {
+        "ko": "이 항목은 필요한 평가 수를 이미 채웠습니다. 다음 항목으로 넘어가세요.",
+        "en": "This item already has all the judgements it needs; go on to the next one.",
+    },
     "login_required": {"ko": "로그인이 필요합니다.", "en": "Please log in."},
     "nothing_to_rate": {"ko": "평가할 답변이 아직 없습니다.", "en": "There is nothing to rate yet."},
     "score_required": {"ko": "점수를 모두 매겨 주세요: {sides}", "en": "Please score every side: {sides}"},
-    "score_invalid": {"ko": "점수는 1~5 중 하나여야 합니다 (받은 값: {value})",
-                      "en": "A score is one of 1-5 (got {value})"},
-    "criteria_invalid": {"ko": "평가 기준이 올바르지 않습니다 (받은 값: {value}; 가능한 값: {known})",
-                         "en": "Unknown criteria (got {value}; known: {known})"},
+    "score_invalid": {
+        "ko": "점수는 1~5 중 하나여야 합니다 (받은 값: {value})",
+        "en": "A score is one of 1-5 (got {value})",
+    },
+    "criteria_invalid": {
+        "ko": "평가 기준이 올바르지 않습니다 (받은 값: {value}; 가능한 값: {known})",
+        "en": "Unknown criteria (got {value}; known: {known})",
+    },
     "comment_invalid": {"ko": "의견은 글자여야 합니다 (받은 값: {kind})", "en": "A comment is text (got {kind})"},
-    "comment_too_long": {"ko": "의견이 너무 깁니다: {n}자 (최대 {limit}자)",
-                         "en": "The comment is too long: {n} characters (at most {limit})"},
+    "comment_too_long": {
+        "ko": "의견이 너무 깁니다: {n}자 (최대 {limit}자)",
+        "en": "The comment is too long: {n} characters (at most {limit})",
+    },
     "saved": {"ko": "✅ {n}개 답변의 평가를 저장했습니다.", "en": "✅ Saved ratings for {n} answers."},
     "all_rated": {"ko": "🎉 이 평가 세트의 모든 턴을 평가했습니다.", "en": "🎉 Every turn of this eval set is rated."},
     # Not a bare ✓: Gradio's dropdown already puts one beside the selected option.
     "turn_rated_mark": {"ko": "(평가함 ✔)", "en": "(rated ✔)"},
     "submit_edit": {"ko": "평가 수정 (Ctrl+Enter)", "en": "Update rating (Ctrl+Enter)"},
-    "editing_note": {"ko": "✏️ {when}에 평가한 턴입니다. 그때의 답변과 평가를 보여 줍니다. '평가 수정'은 이 평가를 바꾸며, "
-                           "이전 평가는 기록에 남습니다.",
-                     "en": "✏️ You rated this turn on {when}; its answers and your rating are shown. "
-                           "“Update rating” replaces that rating; the earlier one stays in the history."},
-    "saved_turn": {"ko": "✅ {dialog} · {turn}: {n}개 답변의 평가를 저장했습니다.",
-                   "en": "✅ Saved ratings for {n} answers ({dialog} · {turn})."},
-    "updated_turn": {"ko": "✅ {dialog} · {turn}: {n}개 답변의 평가를 수정했습니다 (이전 평가는 기록에 남음).",
-                     "en": "✅ Updated ratings for {n} answers ({dialog} · {turn}); the earlier ones are kept in the history."},
-    "regenerated_note": {"ko": "새 답변입니다. 이 턴의 이전 답변과 평가는 그대로 남습니다.",
-                         "en": "New answers; this turn's earlier answers and ratings are kept."},
-    "rated_models_kept": {"ko": "평가한 답변을 그대로 보여 줍니다. 고른 모델로 새 답변을 받으려면 '다시 생성 ↻'을 누르세요.",
-                          "en": "Your rated answers stay on screen; press “Regenerate ↻” for new answers from the picked models."},
-    "stale_submit": {"ko": "화면의 턴이 바뀌었습니다. 화면의 답변을 확인하고 다시 제출하세요.",
-                     "en": "The turn on screen changed; check its answers and submit again."},
+    "editing_note": {
+        "ko": "✏️ {when}에 평가한 턴입니다. 그때의 답변과 평가를 보여 줍니다. '평가 수정'은 이 평가를 바꾸며, "
+        "이전 평가는 기록에 남습니다.",
+        "en": "✏️ You rated this turn on {when}; its answers and your rating are shown. "
+        "“Update rating” replaces that rating; the earlier one stays in the history.",
+    },
+    "saved_turn": {
+        "ko": "✅ {dialog} · {turn}: {n}개 답변의 평가를 저장했습니다.",
+        "en": "✅ Saved ratings for {n} answers ({dialog} · {turn}).",
+    },
+    "updated_turn": {
+        "ko": "✅ {dialog} · {turn}: {n}개 답변의 평가를 수정했습니다 (이전 평가는 기록에 남음).",
+        "en": "✅ Updated ratings for {n} answers ({dialog} · {turn}); the earlier ones are kept in the history.",
+    },
+    "regenerated_note": {
+        "ko": "새 답변입니다. 이 턴의 이전 답변과 평가는 그대로 남습니다.",
+        "en": "New answers; this turn's earlier answers and ratings are kept.",
+    },
+    "rated_models_kept": {
+        "ko": "평가한 답변을 그대로 보여 줍니다. 고른 모델로 새 답변을 받으려면 '다시 생성 ↻'을 누르세요.",
+        "en": "Your rated answers stay on screen; press “Regenerate ↻” for new answers from the picked models.",
+    },
+    "stale_submit": {
+        "ko": "화면의 턴이 바뀌었습니다. 화면의 답변을 확인하고 다시 제출하세요.",
+        "en": "The turn on screen changed; check its answers and submit again.",
+    },
     "your_message": {"ko": "메시지", "en": "Your message"},
     "send": {"ko": "보내기", "en": "Send"},
     "clear": {"ko": "새 대화", "en": "New chat"},
     "persona_from": {"ko": "시스템 프롬프트 (선택)", "en": "System prompt (optional)"},
     "empty_message": {"ko": "메시지를 입력하세요.", "en": "Type a message first."},
-    "message_too_long": {"ko": "메시지가 너무 깁니다 ({n}자, 최대 {max}자).", "en": "Message too long ({n} characters, max {max})."},
+    "message_too_long": {
+        "ko": "메시지가 너무 깁니다 ({n}자, 최대 {max}자).",
+        "en": "Message too long ({n} characters, max {max}).",
+    },
     "gradio_complete": {"ko": "완료", "en": "Done"},
     "toast_error": {"ko": "확인해 주세요", "en": "Please check"},
     "logged_in_as": {"ko": "로그인: {name}", "en": "Logged in as {name}"},
@@ -119,11 +147,13 @@ STRINGS: dict[str, dict[str, str]] = {
     "blind_next": {"ko": "다음 항목 ▶", "en": "Next item ▶"},
     "blind_reference": {"ko": "참고: 정답(GT) 답변", "en": "Reference (GT) answer"},
     "blind_score_label": {"ko": "점수 1–5 (키보드 1–5, 칸 {side})", "en": "Score 1–5 (keys 1–5, side {side})"},
-    "blind_shortcuts": {"ko": "⌨️ 단축키: **1–5** 강조된 칸에 점수 (A 다음 B로 넘어감, 칸을 눌러 바꾸기) · **A** A가 더 낫다 · "
-                              "**B** B가 더 낫다 · **T** 비슷하다 · **X** 둘 다 나쁘다 · **Ctrl+Enter** 투표 제출",
-                        "en": "⌨️ Keys: **1–5** score the highlighted side (A, then B; click a side to pick it) · "
-                              "**A** A is better · **B** B is better · **T** tie · **X** both are bad · "
-                              "**Ctrl+Enter** submit the vote"},
+    "blind_shortcuts": {
+        "ko": "⌨️ 단축키: **1–5** 강조된 칸에 점수 (A 다음 B로 넘어감, 칸을 눌러 바꾸기) · **A** A가 더 낫다 · "
+        "**B** B가 더 낫다 · **T** 비슷하다 · **X** 둘 다 나쁘다 · **Ctrl+Enter** 투표 제출",
+        "en": "⌨️ Keys: **1–5** score the highlighted side (A, then B; click a side to pick it) · "
+        "**A** A is better · **B** B is better · **T** tie · **X** both are bad · "
+        "**Ctrl+Enter** submit the vote",
+    },
     "blind_vote": {"ko": "어느 답변이 더 낫습니까?", "en": "Which answer is better?"},
     "blind_vote_left": {"ko": "A가 더 낫다", "en": "A is better"},
     "blind_vote_right": {"ko": "B가 더 낫다", "en": "B is better"},
@@ -132,90 +162,136 @@ STRINGS: dict[str, dict[str, str]] = {
     "blind_submit": {"ko": "투표 제출", "en": "Submit vote"},
     "blind_skip_reason": {"ko": "건너뛰는 이유", "en": "Reason for skipping"},
     "blind_skip": {"ko": "건너뛰기", "en": "Skip"},
-    "blind_progress": {"ko": "내가 투표한 항목 {voted}개 · 남은 항목 {open}개",
-                       "en": "You voted on {voted} items · {open} still open to you"},
-    "blind_no_rounds": {"ko": "지금 참여할 수 있는 평가 라운드가 없습니다.", "en": "No round is open to you right now."},
-    "blind_all_done": {"ko": "🎉 이 라운드에서 지금 평가할 항목이 더 없습니다.",
-                       "en": "🎉 Nothing left for you to judge in this round right now."},
-    "blind_dialog_missing": {"ko": "대화 {dialog}를 평가 세트에서 찾을 수 없습니다.",
-                             "en": "Dialog {dialog} is missing from the eval sets."},
+    "blind_progress": {
+        "ko": "내가 투표한 항목 {voted}개 · 남은 항목 {open}개",
+        "en": "You voted on {voted} items · {open} still open to you",
+    },
+    "blind_no_rounds": {
+        "ko": "지금 참여할 수 있는 평가 라운드가 없습니다.",
+        "en": "No round is open to you right now.",
+    },
+    "blind_all_done": {
+        "ko": "🎉 이 라운드에서 지금 평가할 항목이 더 없습니다.",
+        "en": "🎉 Nothing left for you to judge in this round right now.",
+    },
+    "blind_dialog_missing": {
+        "ko": "대화 {dialog}를 평가 세트에서 찾을 수 없습니다.",
+        "en": "Dialog {dialog} is missing from the eval sets.",
+    },
     "blind_pick_vote": {"ko": "어느 답변이 나은지 골라 주세요.", "en": "Please choose which answer is better."},
-    "blind_saved": {"ko": "✅ 투표를 저장했습니다. 모델 이름을 공개합니다.", "en": "✅ Vote saved. The models are revealed."},
-    "blind_already_voted": {"ko": "이미 투표한 항목입니다. 첫 투표가 유지됩니다.",
-                            "en": "You already voted on this item; your first vote stands."},
+    "blind_saved": {
+        "ko": "✅ 투표를 저장했습니다. 모델 이름을 공개합니다.",
+        "en": "✅ Vote saved. The models are revealed.",
+    },
+    "blind_already_voted": {
+        "ko": "이미 투표한 항목입니다. 첫 투표가 유지됩니다.",
+        "en": "You already voted on this item; your first vote stands.",
+    },
     "blind_skip_needs_reason": {"ko": "건너뛰는 이유를 적어 주세요.", "en": "Please give a reason for skipping."},
     "blind_skipped": {"ko": "건너뛰었습니다.", "en": "Skipped."},
     # round management (researchers)
     "tab_rounds": {"ko": "라운드 관리", "en": "Rounds"},
-    "rounds_researchers_only": {"ko": "연구자 계정만 라운드를 관리할 수 있습니다.",
-                                "en": "Only researcher accounts can manage rounds."},
+    "rounds_researchers_only": {
+        "ko": "연구자 계정만 라운드를 관리할 수 있습니다.",
+        "en": "Only researcher accounts can manage rounds.",
+    },
     "rounds_pick": {"ko": "라운드", "en": "Round"},
     "rounds_refresh": {"ko": "새로 고침 ↻", "en": "Refresh ↻"},
     "rounds_start": {"ko": "시작 (설정 고정)", "en": "Start (freeze config)"},
     "rounds_pregen": {"ko": "답변 미리 생성", "en": "Pre-generate answers"},
     "rounds_close": {"ko": "종료…", "en": "Close…"},
     "rounds_reopen": {"ko": "재개", "en": "Reopen"},
-    "rounds_close_question": {"ko": "라운드 **{name}**을(를) 종료할까요? 평가자는 더 이상 투표할 수 없습니다. "
-                                    "투표는 남아 있고, **재개**로 되돌릴 수 있습니다.",
-                              "en": "Close round **{name}**? Annotators can no longer vote. Votes are kept, "
-                                    "and **Reopen** undoes it."},
+    "rounds_close_question": {
+        "ko": "라운드 **{name}**을(를) 종료할까요? 평가자는 더 이상 투표할 수 없습니다. "
+        "투표는 남아 있고, **재개**로 되돌릴 수 있습니다.",
+        "en": "Close round **{name}**? Annotators can no longer vote. Votes are kept, and **Reopen** undoes it.",
+    },
     "rounds_close_confirm": {"ko": "종료 확인", "en": "Yes, close it"},
     "rounds_close_cancel": {"ko": "취소", "en": "Cancel"},
     "rounds_exported": {"ko": "✅ {n}행 · {file}", "en": "✅ {n} rows · {file}"},
     "round_status_draft": {"ko": "준비 중", "en": "draft"},
     "round_status_running": {"ko": "진행 중", "en": "running"},
     "round_status_closed": {"ko": "종료됨", "en": "closed"},
-    "round_reopened": {"ko": "✅ 라운드 {name}을(를) 재개했습니다 ({status}). 항목과 투표는 그대로입니다.",
-                       "en": "✅ Round {name} is open again ({status}); its items and votes are as they were."},
+    "round_reopened": {
+        "ko": "✅ 라운드 {name}을(를) 재개했습니다 ({status}). 항목과 투표는 그대로입니다.",
+        "en": "✅ Round {name} is open again ({status}); its items and votes are as they were.",
+    },
     "round_err_name": {"ko": "라운드 이름을 적어 주세요", "en": "give the round a name"},
     "round_err_eval_sets": {"ko": "평가 세트를 하나 이상 고르세요", "en": "pick at least one eval set"},
     "round_err_models": {"ko": "모델을 2개 이상 고르세요", "en": "pick at least two models"},
     "round_err_annotators": {"ko": "평가자를 한 명 이상 고르세요", "en": "pick at least one annotator"},
-    "round_err_pairs": {"ko": "턴마다 뽑을 짝 수 {n}이(가) 가능한 짝 {max}개보다 많습니다",
-                        "en": "pairs per turn {n} is more than the {max} possible pairs"},
-    "round_err_weights": {"ko": "모델 가중치는 '모델=숫자'를 쉼표로 구분해 적어 주세요",
-                          "en": "write model weights as MODEL=NUMBER, comma-separated"},
-    "round_err_weight_models": {"ko": "가중치를 준 모델이 라운드에 없습니다: {models}",
-                                "en": "weights for models not in the round: {models}"},
+    "round_err_pairs": {
+        "ko": "턴마다 뽑을 짝 수 {n}이(가) 가능한 짝 {max}개보다 많습니다",
+        "en": "pairs per turn {n} is more than the {max} possible pairs",
+    },
+    "round_err_weights": {
+        "ko": "모델 가중치는 '모델=숫자'를 쉼표로 구분해 적어 주세요",
+        "en": "write model weights as MODEL=NUMBER, comma-separated",
+    },
+    "round_err_weight_models": {
+        "ko": "가중치를 준 모델이 라운드에 없습니다: {models}",
+        "en": "weights for models not in the round: {models}",
+    },
     "round_err_weight_positive": {"ko": "가중치는 0보다 커야 합니다", "en": "weights must be positive"},
-    "round_err_exists": {"ko": "라운드 {name}이(가) 이미 있습니다. 다른 이름을 쓰세요",
-                         "en": "a round named {name} already exists; pick another name"},
-    "round_err_reveals": {"ko": "라운드 이름 {name}에 모델 이름이 들어 있습니다. 평가자가 이름을 보게 되므로 바꿔 주세요",
-                          "en": "the round name {name} contains a model name; annotators see it, so change it"},
-    "round_err_no_turns": {"ko": "고른 평가 세트와 필터에 해당하는 턴이 없습니다",
-                           "en": "the eval sets and filters select no turns"},
+    "round_err_exists": {
+        "ko": "라운드 {name}이(가) 이미 있습니다. 다른 이름을 쓰세요",
+        "en": "a round named {name} already exists; pick another name",
+    },
+    "round_err_reveals": {
+        "ko": "라운드 이름 {name}에 모델 이름이 들어 있습니다. 평가자가 이름을 보게 되므로 바꿔 주세요",
+        "en": "the round name {name} contains a model name; annotators see it, so change it",
+    },
+    "round_err_no_turns": {
+        "ko": "고른 평가 세트와 필터에 해당하는 턴이 없습니다",
+        "en": "the eval sets and filters select no turns",
+    },
     "rounds_export_csv": {"ko": "CSV 내보내기", "en": "Export CSV"},
     "rounds_export_jsonl": {"ko": "JSONL 내보내기", "en": "Export JSONL"},
     "rounds_export_file": {"ko": "내보낸 파일", "en": "Exported file"},
     "rounds_new": {"ko": "새 라운드 만들기", "en": "Create a round"},
     "round_name": {"ko": "라운드 이름", "en": "Round name"},
-    "round_dialogs": {"ko": "대화 ID 패턴 (쉼표로 구분, 비우면 전체)", "en": "Dialog-id patterns (comma-separated; empty = all)"},
+    "round_dialogs": {
+        "ko": "대화 ID 패턴 (쉼표로 구분, 비우면 전체)",
+        "en": "Dialog-id patterns (comma-separated; empty = all)",
+    },
     "round_categories": {"ko": "분류 (쉼표로 구분, 비우면 전체)", "en": "Categories (comma-separated; empty = all)"},
     "round_models": {"ko": "모델 (2개 이상)", "en": "Models (two or more)"},
     "round_pairing": {"ko": "짝 구성", "en": "Pairing"},
     "round_pairing_all": {"ko": "모든 짝", "en": "All pairs"},
     "round_pairing_sampled": {"ko": "가중치 표본", "en": "Weighted sample"},
     "round_pairs_per_turn": {"ko": "턴마다 뽑을 짝 수 (표본일 때)", "en": "Pairs per turn (sampled)"},
-    "round_weights": {"ko": "모델 가중치 (모델=숫자, 쉼표로 구분)", "en": "Model weights (MODEL=NUMBER, comma-separated)"},
+    "round_weights": {
+        "ko": "모델 가중치 (모델=숫자, 쉼표로 구분)",
+        "en": "Model weights (MODEL=NUMBER, comma-separated)",
+    },
     "round_judgements": {"ko": "항목당 독립 평가 수", "en": "Independent judgements per item"},
     "round_annotators": {"ko": "평가자", "en": "Annotators"},
     "round_seed": {"ko": "난수 시드", "en": "Random seed"},
     "round_max_tokens": {"ko": "최대 생성 토큰 (0 = 모델 기본값)", "en": "Max tokens (0 = model default)"},
     "round_create": {"ko": "라운드 만들기", "en": "Create round"},
-    "round_created": {"ko": "✅ 라운드 {name}을(를) 만들었습니다 (항목 {items}개). 시작하면 설정이 고정됩니다.",
-                      "en": "✅ Created round {name} ({items} items). Starting it freezes the config."},
-    "round_started": {"ko": "✅ 라운드 {name} 시작: 항목 {items}개.", "en": "✅ Round {name} started with {items} items."},
+    "round_created": {
+        "ko": "✅ 라운드 {name}을(를) 만들었습니다 (항목 {items}개). 시작하면 설정이 고정됩니다.",
+        "en": "✅ Created round {name} ({items} items). Starting it freezes the config.",
+    },
+    "round_started": {
+        "ko": "✅ 라운드 {name} 시작: 항목 {items}개.",
+        "en": "✅ Round {name} started with {items} items.",
+    },
     "round_closed": {"ko": "라운드 {name}을(를) 종료했습니다.", "en": "Round {name} is closed."},
-    "round_pregen_done": {"ko": "✅ 미리 생성: 필요한 답변 {total}개 · 이미 저장됨 {skipped}개 · 새로 생성 {generated}개 · "
-                                "실패 {failed}개",
-                          "en": "✅ Pre-generation: {total} answers needed: {skipped} already stored, {generated} generated,"
-                                " {failed} failed"},
+    "round_pregen_done": {
+        "ko": "✅ 미리 생성: 필요한 답변 {total}개 · 이미 저장됨 {skipped}개 · 새로 생성 {generated}개 · "
+        "실패 {failed}개",
+        "en": "✅ Pre-generation: {total} answers needed: {skipped} already stored, {generated} generated,"
+        " {failed} failed",
+    },
     "round_pregen_progress": {"ko": "답변 미리 생성", "en": "Pre-generating answers"},
     "round_pregen_unit": {"ko": "개 답변", "en": "answers"},
-    "round_summary": {"ko": "**{name}** ({status}) · 완료 항목 {done} / {total} · 평가 가능 {ready} · 실패 답변 포함 {failed} · "
-                            "답변 {stored} / {needed} 저장 · 투표 {votes} · 건너뜀 {skips}",
-                      "en": "**{name}** ({status}) · items done {done} / {total} · ready {ready} · with a failed answer {failed} · "
-                            "answers {stored} / {needed} stored · votes {votes} · skips {skips}"},
+    "round_summary": {
+        "ko": "**{name}** ({status}) · 완료 항목 {done} / {total} · 평가 가능 {ready} · 실패 답변 포함 {failed} · "
+        "답변 {stored} / {needed} 저장 · 투표 {votes} · 건너뜀 {skips}",
+        "en": "**{name}** ({status}) · items done {done} / {total} · ready {ready} · with a failed answer {failed} · "
+        "answers {stored} / {needed} stored · votes {votes} · skips {skips}",
+    },
     "col_annotator": {"ko": "평가자", "en": "annotator"},
     "col_votes": {"ko": "투표", "en": "votes"},
     "col_skips": {"ko": "건너뜀", "en": "skips"},
@@ -224,31 +300,46 @@ STRINGS: dict[str, dict[str, str]] = {
     "col_items": {"ko": "항목", "en": "items"},
     # adapters tab (researchers): LoRA adapters loaded at run time
     "tab_adapters": {"ko": "어댑터", "en": "Adapters"},
-    "adapters_intro": {"ko": "학습한 LoRA 어댑터를 재시작 없이 아레나 모델 `<기반>:<어댑터>`로 불러옵니다. "
-                             "불러온 뒤 페이지를 새로 고치면 재현·실시간 탭의 모델 목록에 나타납니다.",
-                       "en": "Load a trained LoRA adapter into the arena as model `<base>:<adapter>`, without a restart. "
-                             "Reload the page afterwards to pick it in the Replay and Live tabs."},
+    "adapters_intro": {
+        "ko": "학습한 LoRA 어댑터를 재시작 없이 아레나 모델 `<기반>:<어댑터>`로 불러옵니다. "
+        "불러온 뒤 페이지를 새로 고치면 재현·실시간 탭의 모델 목록에 나타납니다.",
+        "en": "Load a trained LoRA adapter into the arena as model `<base>:<adapter>`, without a restart. "
+        "Reload the page afterwards to pick it in the Replay and Live tabs.",
+    },
     "adapters_dir": {"ko": "어댑터 폴더", "en": "Adapters folder"},
     "adapters_refresh": {"ko": "새로 고침 ↻", "en": "Refresh ↻"},
     "adapters_pick": {"ko": "어댑터", "en": "Adapter"},
     "adapters_base": {"ko": "기반 모델", "en": "Base model"},
     "adapters_load": {"ko": "아레나에 불러오기", "en": "Load into arena"},
     "adapters_choose": {"ko": "어댑터와 기반 모델을 고르세요.", "en": "Choose an adapter and a base model."},
-    "adapters_loaded": {"ko": "✅ {model} 모델을 불러왔습니다. 페이지를 새로 고치면 모델 목록에 나타납니다.",
-                        "en": "✅ Loaded {model}. Reload the page to see it in the model pickers."},
-    "adapters_none": {"ko": "{dir}에 어댑터가 없습니다 (`arena train`으로 만드세요).",
-                      "en": "No adapters in {dir} (make one with `arena train`)."},
+    "adapters_loaded": {
+        "ko": "✅ {model} 모델을 불러왔습니다. 페이지를 새로 고치면 모델 목록에 나타납니다.",
+        "en": "✅ Loaded {model}. Reload the page to see it in the model pickers.",
+    },
+    "adapters_none": {
+        "ko": "{dir}에 어댑터가 없습니다 (`arena train`으로 만드세요).",
+        "en": "No adapters in {dir} (make one with `arena train`).",
+    },
     "researcher_only": {"ko": "연구자 계정만 사용할 수 있습니다.", "en": "Researcher accounts only."},
     "adapters_status_ready": {"ko": "사용 가능", "en": "ready"},
-    "adapters_status_unfinished": {"ko": "학습 미완료 (--resume으로 이어서 학습)", "en": "unfinished (resume with --resume)"},
-    "adapters_err_mismatch": {"ko": "어댑터 {adapter}은(는) 기반 모델 {base}에 맞지 않습니다: 다른 구조의 모델로 학습된 "
-                                    "어댑터입니다. 학습에 쓴 기반 모델을 고르세요.",
-                              "en": "Adapter {adapter} does not fit base model {base}: it was trained on a model of "
-                                    "another architecture. Pick the base it was trained on."},
-    "adapters_err_exists": {"ko": "{base}:{adapter} 모델이 이미 아레나에 있습니다.",
-                            "en": "Model {base}:{adapter} is already in the arena."},
-    "adapters_err_failed": {"ko": "어댑터 {adapter}을(를) {base}에 불러오지 못했습니다.",
-                            "en": "Could not load adapter {adapter} over {base}."},
+    "adapters_status_unfinished": {
+        "ko": "학습 미완료 (--resume으로 이어서 학습)",
+        "en": "unfinished (resume with --resume)",
+    },
+    "adapters_err_mismatch": {
+        "ko": "어댑터 {adapter}은(는) 기반 모델 {base}에 맞지 않습니다: 다른 구조의 모델로 학습된 "
+        "어댑터입니다. 학습에 쓴 기반 모델을 고르세요.",
+        "en": "Adapter {adapter} does not fit base model {base}: it was trained on a model of "
+        "another architecture. Pick the base it was trained on.",
+    },
+    "adapters_err_exists": {
+        "ko": "{base}:{adapter} 모델이 이미 아레나에 있습니다.",
+        "en": "Model {base}:{adapter} is already in the arena.",
+    },
+    "adapters_err_failed": {
+        "ko": "어댑터 {adapter}을(를) {base}에 불러오지 못했습니다.",
+        "en": "Could not load adapter {adapter} over {base}.",
+    },
     "adapters_err_details": {"ko": "기술 정보", "en": "Technical details"},
     "adapters_col_name": {"ko": "어댑터", "en": "adapter"},
     "adapters_col_status": {"ko": "상태", "en": "status"},
@@ -275,25 +366,37 @@ STRINGS: dict[str, dict[str, str]] = {
     "lb_anchor_mean": {"ko": "(평균 = 1000)", "en": "(mean = 1000)"},
     "lb_boot": {"ko": "부트스트랩 횟수", "en": "Bootstrap resamples"},
     "lb_seed": {"ko": "시드", "en": "Seed"},
-    "lb_summary": {"ko": "평가 {ratings}건 · 투표 {votes}건 · 답변 {generations}개 (실패 {failed}개 제외) · "
-                         "95% 신뢰구간: 부트스트랩 {n_boot}회, 시드 {seed}",
-                   "en": "{ratings} ratings · {votes} votes · {generations} answers ({failed} failed, left out) · "
-                         "95% CIs: {n_boot} bootstrap resamples, seed {seed}"},
+    "lb_summary": {
+        "ko": "평가 {ratings}건 · 투표 {votes}건 · 답변 {generations}개 (실패 {failed}개 제외) · "
+        "95% 신뢰구간: 부트스트랩 {n_boot}회, 시드 {seed}",
+        "en": "{ratings} ratings · {votes} votes · {generations} answers ({failed} failed, left out) · "
+        "95% CIs: {n_boot} bootstrap resamples, seed {seed}",
+    },
     "lb_error": {"ko": "계산할 수 없습니다: {error}", "en": "Cannot compute: {error}"},
     "lb_pairwise": {"ko": "블라인드 투표 순위 (Bradley–Terry)", "en": "Blind-vote ranking (Bradley–Terry)"},
-    "lb_pairwise_note": {"ko": "순위는 신뢰구간이 겹치지 않을 때만 갈립니다. 온라인 Elo는 투표 순서에 따라 달라지므로 "
-                               "비교용으로만 보여 줍니다.",
-                         "en": "Ranks separate only non-overlapping intervals. Online Elo depends on the order of "
-                               "the votes and is shown for comparison only."},
+    "lb_pairwise_note": {
+        "ko": "순위는 신뢰구간이 겹치지 않을 때만 갈립니다. 온라인 Elo는 투표 순서에 따라 달라지므로 "
+        "비교용으로만 보여 줍니다.",
+        "en": "Ranks separate only non-overlapping intervals. Online Elo depends on the order of "
+        "the votes and is shown for comparison only.",
+    },
     "lb_scores": {"ko": "1–5 점수 평균", "en": "Mean 1–5 score"},
     "lb_scores_by": {"ko": "평가 세트 · 분류 · 라운드별 점수", "en": "Scores by eval set, category and round"},
     "lb_matrices": {"ko": "승률과 대결 수", "en": "Win rates and battle counts"},
-    "lb_diagnostics": {"ko": "진단: 위치 편향 · 평가자 · 평가자 간 일치도", "en": "Diagnostics: position bias, annotators, agreement"},
-    "lb_position_bias": {"ko": "왼쪽 답변이 이긴 비율 (0.5 = 편향 없음)", "en": "Share of decisive votes won by the left answer (0.5 = no bias)"},
+    "lb_diagnostics": {
+        "ko": "진단: 위치 편향 · 평가자 · 평가자 간 일치도",
+        "en": "Diagnostics: position bias, annotators, agreement",
+    },
+    "lb_position_bias": {
+        "ko": "왼쪽 답변이 이긴 비율 (0.5 = 편향 없음)",
+        "en": "Share of decisive votes won by the left answer (0.5 = no bias)",
+    },
     "lb_annotators": {"ko": "평가자별 건수", "en": "Per annotator"},
     "lb_matrix_tables": {"ko": "승률 · 대결 수 표", "en": "Win-rate and battle-count tables"},
-    "lb_agreement": {"ko": "평가자 간 일치도 (Krippendorff α; 2명 이상이 평가한 항목)",
-                     "en": "Inter-annotator agreement (Krippendorff's α; items judged at least twice)"},
+    "lb_agreement": {
+        "ko": "평가자 간 일치도 (Krippendorff α; 2명 이상이 평가한 항목)",
+        "en": "Inter-annotator agreement (Krippendorff's α; items judged at least twice)",
+    },
     "lb_metrics": {"ko": "자동 지표 (저장된 답변)", "en": "Automatic metrics (stored answers)"},
     "lb_metric_pick": {"ko": "그래프로 볼 지표", "en": "Metric to plot"},
     "lb_recall": {"ko": "검색 재현율 (패션 검색 세트, BM25)", "en": "Retrieval recall (fashion set, BM25)"},
@@ -310,8 +413,10 @@ STRINGS: dict[str, dict[str, str]] = {
     "plot_opponent": {"ko": "상대 모델", "en": "opponent"},
     "plot_win_rate_title": {"ko": "행 모델이 열 모델을 이긴 비율", "en": "Win rate of row model against column model"},
     "plot_battles_title": {"ko": "모델 짝별 대결 수", "en": "Battles per model pair"},
-    "plot_recall_title": {"ko": "검색 재현율: 상위 k개 안에 정답 문서가 있는 비율",
-                          "en": "Retrieval recall: any gold document in the top k"},
+    "plot_recall_title": {
+        "ko": "검색 재현율: 상위 k개 안에 정답 문서가 있는 비율",
+        "en": "Retrieval recall: any gold document in the top k",
+    },
     "plot_recall_y": {"ko": "R@k (상위 k 적중)", "en": "R@k (hit@k)"},
     "plot_recall_legend": {"ko": "{name} (검색어 없음 {rate})", "en": "{name} (no query {rate})"},
     "recall_baseline": {"ko": "마지막 발화", "en": "last utterance"},

@@ -176,11 +176,13 @@ def score_answer(
     return metrics
 
 
-def score_step(dialog: Any, turn_index: int, answer: str, answer_calls: list[dict[str, Any]],
-               splitter: Splitter = split_words) -> GenerationMetrics:
+def score_step(
+    dialog: Any, turn_index: int, answer: str, answer_calls: list[dict[str, Any]], splitter: Splitter = split_words
+) -> GenerationMetrics:
     """Metrics for a replay answer to assistant turn ``turn_index`` of ``dialog`` (an arena Dialog)."""
     gt = dialog.turns[turn_index]
     gt_calls = [c.model_dump() for c in gt.tool_calls or []]
     earlier = [t.content for t in dialog.turns[:turn_index] if t.role == "assistant" and t.content]
-    return score_answer(answer, answer_calls, gt.content, gt_calls, dialog.references.get(str(turn_index), []),
-                        earlier, splitter)
+    return score_answer(
+        answer, answer_calls, gt.content, gt_calls, dialog.references.get(str(turn_index), []), earlier, splitter
+    )

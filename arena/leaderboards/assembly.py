@@ -37,28 +37,45 @@ RATING_UNITS = ("model", "eval_set", "dialog_id", "turn_index", "answer")
 VOTE_UNITS = ("round", "item")
 
 
-def agreement_table(ratings: pd.DataFrame, votes: pd.DataFrame, *, n_boot: int, seed: int,
-                    ci: float = 0.95) -> pd.DataFrame:
+def agreement_table(
+    ratings: pd.DataFrame, votes: pd.DataFrame, *, n_boot: int, seed: int, ci: float = 0.95
+) -> pd.DataFrame:
     """Krippendorff's alpha with a unit-bootstrap CI: interval for 1-5 scores, nominal for blind votes."""
     rows = []
-    rating_frame = (ratings.dropna(subset=["score"]).rename(columns={"score": "value"})
-                    .drop_duplicates([*RATING_UNITS, "annotator"], keep="last"))
+    rating_frame = (
+        ratings.dropna(subset=["score"])
+        .rename(columns={"score": "value"})
+        .drop_duplicates([*RATING_UNITS, "annotator"], keep="last")
+    )
     # The chosen model's name, as agreement.vote_agreement does: annotators who saw the pair swapped still agree.
-    chosen = np.select([votes["winner"] == "model_a", votes["winner"] == "model_b"],
-                       [votes["model_a"].astype(str), votes["model_b"].astype(str)], votes["winner"].astype(str))
+    chosen = np.select(
+        [votes["winner"] == "model_a", votes["winner"] == "model_b"],
+        [votes["model_a"].astype(str), votes["model_b"].astype(str)],
+        votes["winner"].astype(str),
+    )
     vote_frame = votes.assign(value=chosen).drop_duplicates([*VOTE_UNITS, "annotator"], keep="last")
     for kind, frame, units, metric, summary in (
         ("ratings", rating_frame, RATING_UNITS, "interval", agreement.rating_agreement(ratings, unit=RATING_UNITS)),
         ("votes", vote_frame, VOTE_UNITS, "nominal", agreement.vote_agreement(votes, unit=VOTE_UNITS)),
     ):
         alpha, lo, hi = alpha_bootstrap(frame, units, metric=metric, n_boot=n_boot, seed=seed, ci=ci)
-        rows.append({"judgements": kind, "metric": metric, "alpha": summary["alpha"], "ci_low": lo, "ci_high": hi,
-                     "n_units": summary["n_units"], "n_judgements": summary["n_judgements"],
-                     "n_annotators": summary["n_annotators"]})
+        rows.append(
+            {
+                "judgements": kind,
+                "metric": metric,
+                "alpha": summary["alpha"],
+                "ci_low": lo,
+                "ci_high": hi,
+                "n_units": summary["n_units"],
+                "n_judgements": summary["n_judgements"],
+                "n_annotators": summary["n_annotators"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------------------------------------------ tables
+
 
 @dataclass
 class Leaderboards:
@@ -107,10 +124,20 @@ def _position_bias(votes: pd.DataFrame, ci: float) -> pd.DataFrame:
     return out[["round", *[c for c in out.columns if c != "round"]]]
 
 
-def build_leaderboards(store: Store, dialogs: Iterable[Dialog], *, round: str | None = None,
-                       eval_set: str | None = None, category: str | None = None, n_boot: int = 1000, seed: int = 0,
-                       both_bad: stats.BothBad = "tie", anchor: str | None = None, ci: float = 0.95,
-                       splitter: Splitter = split_words) -> Leaderboards:
+def build_leaderboards(
+    store: Store,
+    dialogs: Iterable[Dialog],
+    *,
+    round: str | None = None,
+    eval_set: str | None = None,
+    category: str | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    both_bad: stats.BothBad = "tie",
+    anchor: str | None = None,
+    ci: float = 0.95,
+    splitter: Splitter = split_words,
+) -> Leaderboards:
     """Every table for the chosen slice of ``store``; the same arguments always give the same numbers."""
     index = index_dialogs(dialogs)
     filters = Filters(round or None, eval_set or None, category or None)
@@ -126,10 +153,20 @@ def build_leaderboards(store: Store, dialogs: Iterable[Dialog], *, round: str | 
     models = sorted(set(ratings["model"]) | set(votes["model_a"]) | set(votes["model_b"]) | set(gens["model"]))
     return Leaderboards(
         filters=filters,
-        settings={**boot, "both_bad": both_bad, "anchor": anchor, "scale": "400-point; anchor model or mean = 1000",
-                  "online_elo": "order-dependent (votes in the order cast), for comparison only"},
-        counts={"ratings": len(ratings), "votes": len(votes), "generations": len(gens),
-                "failed_generations": _failed_count(gen_raw, index, filters), "models": len(models)},
+        settings={
+            **boot,
+            "both_bad": both_bad,
+            "anchor": anchor,
+            "scale": "400-point; anchor model or mean = 1000",
+            "online_elo": "order-dependent (votes in the order cast), for comparison only",
+        },
+        counts={
+            "ratings": len(ratings),
+            "votes": len(votes),
+            "generations": len(gens),
+            "failed_generations": _failed_count(gen_raw, index, filters),
+            "models": len(models),
+        },
         scores=stats.score_leaderboard(ratings, by=("model",), **boot),
         scores_by=scores_by,
         pairwise=pairwise,

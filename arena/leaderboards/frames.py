@@ -56,15 +56,33 @@ def _answer_key(text: Any, tool_calls: Any) -> str:
 
 # ---------------------------------------------------------------------------------------------- adapters
 
+
 def ratings_input(ratings: pd.DataFrame, generations: pd.DataFrame, dialogs: DialogIndex) -> pd.DataFrame:
     """The store's ratings frame as stats' ``ratings`` input, plus category and the rated answer's key."""
-    keys = {gid: _answer_key(text, calls)
-            for gid, text, calls in zip(generations["generation_id"], generations["text"], generations["tool_calls"])}
-    out = ratings.assign(category=_categories(ratings, dialogs),
-                         answer=ratings["generation_id"].map(keys),
-                         score=ratings["score"].astype(float))
-    return out[["model", "dialog_id", "eval_set", "category", "round", "round_id", "turn_index", "answer",
-                "annotator", "score", "generation_id"]]
+    keys = {
+        gid: _answer_key(text, calls)
+        for gid, text, calls in zip(generations["generation_id"], generations["text"], generations["tool_calls"])
+    }
+    out = ratings.assign(
+        category=_categories(ratings, dialogs),
+        answer=ratings["generation_id"].map(keys),
+        score=ratings["score"].astype(float),
+    )
+    return out[
+        [
+            "model",
+            "dialog_id",
+            "eval_set",
+            "category",
+            "round",
+            "round_id",
+            "turn_index",
+            "answer",
+            "annotator",
+            "score",
+            "generation_id",
+        ]
+    ]
 
 
 def votes_input(votes: pd.DataFrame, dialogs: DialogIndex) -> pd.DataFrame:
@@ -76,14 +94,32 @@ def votes_input(votes: pd.DataFrame, dialogs: DialogIndex) -> pd.DataFrame:
     if bad_position:
         raise ValueError(f"unknown a_position value(s) {sorted(bad_position)}; expected left or right")
     left = np.where(votes["a_position"] == "left", votes["model_a"], votes["model_b"])
-    out = votes.assign(winner=votes["choice"].map(WINNER_OF_CHOICE), left_model=left,
-                       item=votes["item_key"], category=_categories(votes, dialogs))
-    return out[["round", "round_id", "item", "eval_set", "dialog_id", "turn_index", "category", "model_a",
-                "model_b", "left_model", "winner", "annotator", "vote_id"]]
+    out = votes.assign(
+        winner=votes["choice"].map(WINNER_OF_CHOICE),
+        left_model=left,
+        item=votes["item_key"],
+        category=_categories(votes, dialogs),
+    )
+    return out[
+        [
+            "round",
+            "round_id",
+            "item",
+            "eval_set",
+            "dialog_id",
+            "turn_index",
+            "category",
+            "model_a",
+            "model_b",
+            "left_model",
+            "winner",
+            "annotator",
+            "vote_id",
+        ]
+    ]
 
 
-def _step_metrics(dialog: Dialog | None, turn_index: int, text: str, calls: Any,
-                  splitter: Splitter) -> dict[str, Any]:
+def _step_metrics(dialog: Dialog | None, turn_index: int, text: str, calls: Any, splitter: Splitter) -> dict[str, Any]:
     """Metrics score_step computes for one stored answer; empty when the answer has no GT turn to compare with."""
     if dialog is None or not 0 <= turn_index < len(dialog.turns) or dialog.turns[turn_index].role != "assistant":
         return {}
@@ -91,8 +127,12 @@ def _step_metrics(dialog: Dialog | None, turn_index: int, text: str, calls: Any,
     earlier = any(t.role == "assistant" and t.content for t in dialog.turns[:turn_index])
     # Without an earlier assistant turn there is nothing to repeat: NaN, not a 0 that would dilute the mean.
     rep = {"repetition": m.repetition, "repeats_earlier_turn": float(m.repeats_earlier_turn)} if earlier else {}
-    return {"similarity": m.similarity, "tool_name_match": m.tool_name_match, "tool_args_match": m.tool_args_match,
-            **rep}
+    return {
+        "similarity": m.similarity,
+        "tool_name_match": m.tool_name_match,
+        "tool_args_match": m.tool_args_match,
+        **rep,
+    }
 
 
 def _comparable(generations: pd.DataFrame) -> pd.Series:
@@ -100,8 +140,9 @@ def _comparable(generations: pd.DataFrame) -> pd.Series:
     return ~generations["context"].astype(str).str.startswith("live")
 
 
-def generations_input(generations: pd.DataFrame, dialogs: DialogIndex,
-                      splitter: Splitter = split_words) -> pd.DataFrame:
+def generations_input(
+    generations: pd.DataFrame, dialogs: DialogIndex, splitter: Splitter = split_words
+) -> pd.DataFrame:
     """Stored answers as stats' ``generations`` input; live chats and failed answers are left out.
 
     Repetition is computed here from the dialog, and GT metrics missing in the store (e.g. answers

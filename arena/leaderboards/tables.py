@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 # ----------------------------------------------------------------------------------------------- display
 
+
 def fmt_number(value: Any) -> str:
     """A number as the tables show it: 1 decimal from 100 up, 3 below; a dash for missing values."""
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
@@ -42,8 +43,10 @@ def metrics_wide(metrics: pd.DataFrame) -> pd.DataFrame:
     """metric_summary's long rows as one text row per model: "value [lo, hi]" per metric, plus the answer count."""
     if metrics.empty:
         return pd.DataFrame(columns=["model", "answers"])
-    text = [fmt_number(v) + ("" if fmt_number(lo) == "–" else f" {_ci_text(lo, hi)}")
-            for v, lo, hi in zip(metrics["value"], metrics["ci_low"], metrics["ci_high"])]
+    text = [
+        fmt_number(v) + ("" if fmt_number(lo) == "–" else f" {_ci_text(lo, hi)}")
+        for v, lo, hi in zip(metrics["value"], metrics["ci_low"], metrics["ci_high"])
+    ]
     order = list(dict.fromkeys(metrics["metric"]))
     wide = metrics.assign(text=text).pivot(index="model", columns="metric", values="text")[order]
     answers = metrics.groupby("model")["n"].max().rename("answers").astype(str)

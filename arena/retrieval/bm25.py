@@ -151,7 +151,9 @@ class BM25Index:
         freq = tf.data
         dl = lengths[tf.indices].astype(np.float64)
         # Same operation order as rank_bm25's get_scores, so scores agree to the last few ulps.
-        weights = idf[term_of_entry] * (freq * (params.k1 + 1) / (freq + params.k1 * (1 - params.b + params.b * dl / avgdl)))
+        weights = idf[term_of_entry] * (
+            freq * (params.k1 + 1) / (freq + params.k1 * (1 - params.b + params.b * dl / avgdl))
+        )
         index_dtype = np.int32 if max(tf.nnz, n_docs) < 2**31 - 1 else np.int64
         matrix = sp.csr_matrix((weights, tf.indices.astype(index_dtype), tf.indptr.astype(index_dtype)), shape=tf.shape)
         stats = {
@@ -219,8 +221,14 @@ class BM25Index:
         head_row = int(heads.row[tail]) if k <= HEAD else -1
         front = sorted((t for t in counts if t != tail or head_row < 0), key=lambda t: (-bound[t], t))
         # A lower bound on the k-th best score: k documents weigh at least this in one term alone.
-        theta = max((float(heads.weights[heads.row[t], k - 1]) * c for t, c in counts.items()
-                     if k <= HEAD and heads.row[t] >= 0), default=-np.inf)
+        theta = max(
+            (
+                float(heads.weights[heads.row[t], k - 1]) * c
+                for t, c in counts.items()
+                if k <= HEAD and heads.row[t] >= 0
+            ),
+            default=-np.inf,
+        )
         unseen_max = sum(bound[t] for t in front) + (bound[tail] if head_row >= 0 else 0.0)
         seen = np.zeros(0, dtype=np.int64)
         done = 0
@@ -326,8 +334,14 @@ class BM25Index:
         """Write the matrix and heads as .npy files plus the vocabulary (term order = row order)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        arrays = {"data": self.matrix.data, "indices": self.matrix.indices, "indptr": self.matrix.indptr,
-                  "head_row": self.heads.row, "head_docs": self.heads.docs, "head_weights": self.heads.weights}
+        arrays = {
+            "data": self.matrix.data,
+            "indices": self.matrix.indices,
+            "indptr": self.matrix.indptr,
+            "head_row": self.heads.row,
+            "head_docs": self.heads.docs,
+            "head_weights": self.heads.weights,
+        }
         for name, values in arrays.items():
             np.save(directory / f"{name}.npy", values)
         terms = sorted(self.vocab, key=self.vocab.__getitem__)
@@ -340,10 +354,13 @@ class BM25Index:
 
         directory = Path(directory)
         mode = "r" if mmap else None
-        arrays = {name: np.load(directory / f"{name}.npy", mmap_mode=mode)
-                  for name in ("data", "indices", "indptr", "head_row", "head_docs", "head_weights")}
+        arrays = {
+            name: np.load(directory / f"{name}.npy", mmap_mode=mode)
+            for name in ("data", "indices", "indptr", "head_row", "head_docs", "head_weights")
+        }
         terms = json.loads((directory / "vocab.json").read_text(encoding="utf-8"))
-        matrix = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]),
-                               shape=(len(terms), stats["n_docs"]), copy=False)
+        matrix = sp.csr_matrix(
+            (arrays["data"], arrays["indices"], arrays["indptr"]), shape=(len(terms), stats["n_docs"]), copy=False
+        )
         heads = Heads(arrays["head_row"], arrays["head_docs"], arrays["head_weights"])
         return cls(matrix, {t: i for i, t in enumerate(terms)}, stats, heads)

@@ -16,8 +16,14 @@ _COLORS = ["#7f7f7f", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8
 
 
 def recall_curve_figure(
-    results: Sequence[SystemResult], max_k: int | None = None, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
-    lang: str = "en", label: Callable[[str], str] | None = None,
+    results: Sequence[SystemResult],
+    max_k: int | None = None,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    lang: str = "en",
+    label: Callable[[str], str] | None = None,
 ) -> go.Figure:
     """hit@k for k = 1..max_k, one line per system, with a shaded bootstrap CI band; texts in ``lang``,
     system names through ``label``."""

@@ -110,7 +110,9 @@ def extract_query(tool_calls: Sequence[Mapping[str, Any]], tool_names: set[str])
     return QueryResult(None, "wrong_tool", f"called {called}")
 
 
-def prompt_hash(dialog: Dialog, options: Mapping[str, Any] | None = None, model: Mapping[str, Any] | None = None) -> str:
+def prompt_hash(
+    dialog: Dialog, options: Mapping[str, Any] | None = None, model: Mapping[str, Any] | None = None
+) -> str:
     """Cache key of a query generation: what the model sees (messages, tools), the sampling options and the model."""
     from arena.core.replay import build_messages
 
@@ -277,7 +279,9 @@ class SystemResult:
         return sum(o.status != "ok" for o in self.outcomes) / max(1, len(self.outcomes))
 
 
-def gold_ranks(gold: Sequence[str], retrieved: Sequence[int], ids: Sequence[str], titles: Sequence[str]) -> list[int | None]:
+def gold_ranks(
+    gold: Sequence[str], retrieved: Sequence[int], ids: Sequence[str], titles: Sequence[str]
+) -> list[int | None]:
     """1-based rank of the first retrieved document matching each gold entry by id or title."""
     ranks: list[int | None] = []
     for g in gold:
@@ -308,7 +312,13 @@ def score_system(
         retrieved = [] if found is None else [int(i) for i in found.indices]
         status = q.status if q.status != "ok" or q.query else "malformed"
         outcomes.append(
-            ItemOutcome(item.id, q.query, status, gold_ranks(item.gold or [], retrieved, ids, titles), [ids[i] for i in retrieved])
+            ItemOutcome(
+                item.id,
+                q.query,
+                status,
+                gold_ranks(item.gold or [], retrieved, ids, titles),
+                [ids[i] for i in retrieved],
+            )
         )
     return SystemResult(name, outcomes, depth)
 
@@ -316,7 +326,9 @@ def score_system(
 # --------------------------------------------------------------------------- summary + tables
 
 
-def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+def bootstrap_ci(
+    values: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[np.ndarray, np.ndarray]:
     """Percentile bootstrap CI of column means over rows (items). One key for every system: the same seed
     resamples the same items, so systems are compared on paired resamples."""
     values = np.asarray(values, dtype=float)
@@ -331,7 +343,9 @@ def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, seed: int = 0, level: f
     return percentile_ci(np.concatenate(means), level)
 
 
-def summarize(result: SystemResult, ks: Sequence[int] = DEFAULT_KS, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, Any]:
+def summarize(
+    result: SystemResult, ks: Sequence[int] = DEFAULT_KS, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict[str, Any]:
     """Means and bootstrap CIs of hit@k, recall@k and MRR@10 for one system."""
     hit, rec, rr = result.hits(ks), result.recalls(ks), result.reciprocal_ranks()[:, None]
     columns = [f"R@{k}" for k in ks] + [f"recall@{k}" for k in ks] + [f"MRR@{MRR_DEPTH}"]
@@ -343,6 +357,8 @@ def summarize(result: SystemResult, ks: Sequence[int] = DEFAULT_KS, *, n_boot: i
         "n": len(result.outcomes),
         "no_query_rate": result.no_query_rate(),
         "status_counts": result.status_counts(),
-        "metrics": {c: {"value": float(m), "lo": float(a), "hi": float(b)} for c, m, a, b in zip(columns, means, lo, hi)},
+        "metrics": {
+            c: {"value": float(m), "lo": float(a), "hi": float(b)} for c, m, a, b in zip(columns, means, lo, hi)
+        },
         "ci": {"level": level, "n_boot": n_boot, "seed": seed},
     }

@@ -159,8 +159,10 @@ def _iter_docs(path: Path) -> Iterator[tuple[int, Any]]:
             try:
                 line = data.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise ValueError(f"{path}:{number}: not UTF-8: byte 0x{data[exc.start]:02x} at column {exc.start + 1}; "
-                                 "save the file as UTF-8") from None
+                raise ValueError(
+                    f"{path}:{number}: not UTF-8: byte 0x{data[exc.start]:02x} at column {exc.start + 1}; "
+                    "save the file as UTF-8"
+                ) from None
             if not line.strip():
                 continue
             try:

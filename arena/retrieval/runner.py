@@ -46,8 +46,14 @@ class StoreQueryCache:
 
     def save(self, item: Dialog, result: QueryResult, tool_calls: list[dict[str, Any]] | None) -> None:
         self.store.save_recall_query(
-            model_id=self.model_id, eval_set=item.eval_set, item_id=item.id, prompt_hash=self.key(item),
-            query=result.query, status=result.status, tool_calls=tool_calls, error=result.detail or None,
+            model_id=self.model_id,
+            eval_set=item.eval_set,
+            item_id=item.id,
+            prompt_hash=self.key(item),
+            query=result.query,
+            status=result.status,
+            tool_calls=tool_calls,
+            error=result.detail or None,
         )
 
 
@@ -78,7 +84,11 @@ async def model_queries(
     """Model ``name``'s query for every item: cached rows reused, the rest generated and stored."""
     from arena.rounds.workflow import register_model
 
-    cache = StoreQueryCache(store, register_model(store, registry, name), effective_options(registry, name, options),
-                            model_fingerprint(registry, name))
+    cache = StoreQueryCache(
+        store,
+        register_model(store, registry, name),
+        effective_options(registry, name, options),
+        model_fingerprint(registry, name),
+    )
     generate = backend_generate(registry[name], options)
     return await generate_queries(items, generate, concurrency=concurrency, cache=cache, report=report)

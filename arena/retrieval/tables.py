@@ -20,7 +20,9 @@ def _cell(metric: dict[str, float], ci: bool) -> str:
     return f"{metric['value']:.3f} [{metric['lo']:.3f}, {metric['hi']:.3f}]" if ci else f"{metric['value']:.3f}"
 
 
-def format_table(summaries: Sequence[dict[str, Any]], ks: Sequence[int] = DEFAULT_KS, fmt: str = "md", ci: bool = True) -> str:
+def format_table(
+    summaries: Sequence[dict[str, Any]], ks: Sequence[int] = DEFAULT_KS, fmt: str = "md", ci: bool = True
+) -> str:
     """The side-by-side table: md (R@k = hit@k, with CIs), csv (every metric with lo/hi) or json."""
     if fmt == "json":
         return json.dumps({"ks": list(ks), "systems": list(summaries)}, ensure_ascii=False, indent=2)

@@ -57,7 +57,10 @@ class RoundConfig(BaseModel):
 
     def stored(self) -> dict[str, Any]:
         """The JSON form kept in the store (unset sampling options left out)."""
-        return {**self.model_dump(mode="json", exclude={"options"}), "options": self.options.model_dump(exclude_none=True)}
+        return {
+            **self.model_dump(mode="json", exclude={"options"}),
+            "options": self.options.model_dump(exclude_none=True),
+        }
 
 
 def parse_weights(text: str) -> dict[str, float]:

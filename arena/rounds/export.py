@@ -30,10 +30,33 @@ Format = Literal["csv", "jsonl"]
 FORMATS: tuple[str, ...] = ("csv", "jsonl")
 
 COLUMNS = [
-    "round", "kind", "item_key", "eval_set", "dialog_id", "turn_index", "annotator", "choice", "winner",
-    "model_a", "model_b", "left_model", "right_model", "a_position", "text_a", "text_b",
-    "score_a", "score_b", "criteria_a", "criteria_b", "comment_a", "comment_b", "skip_reason",
-    "generation_a_id", "generation_b_id", "created_at", "rated_at",
+    "round",
+    "kind",
+    "item_key",
+    "eval_set",
+    "dialog_id",
+    "turn_index",
+    "annotator",
+    "choice",
+    "winner",
+    "model_a",
+    "model_b",
+    "left_model",
+    "right_model",
+    "a_position",
+    "text_a",
+    "text_b",
+    "score_a",
+    "score_b",
+    "criteria_a",
+    "criteria_b",
+    "comment_a",
+    "comment_b",
+    "skip_reason",
+    "generation_a_id",
+    "generation_b_id",
+    "created_at",
+    "rated_at",
 ]
 
 
@@ -67,32 +90,70 @@ def round_rows(store: Store, round_: int | str) -> list[dict[str, Any]]:
         ra, rb = rated.get((v.generation_a_id, v.annotator)), rated.get((v.generation_b_id, v.annotator))
         winner = {"a": v.model_a, "b": v.model_b}.get(v.choice, v.choice)
         left, right = (v.model_a, v.model_b) if v.a_position == "left" else (v.model_b, v.model_a)
-        rows.append({
-            "round": found.name, "kind": "vote", "item_key": v.item_key, "eval_set": v.eval_set,
-            "dialog_id": v.dialog_id, "turn_index": v.turn_index, "annotator": v.annotator, "choice": v.choice,
-            "winner": winner, "model_a": v.model_a, "model_b": v.model_b, "left_model": left, "right_model": right,
-            "a_position": v.a_position, "text_a": text.get(v.generation_a_id), "text_b": text.get(v.generation_b_id),
-            "score_a": ra.score if ra else None, "score_b": rb.score if rb else None,
-            "criteria_a": list(ra.criteria) if ra else None, "criteria_b": list(rb.criteria) if rb else None,
-            "comment_a": ra.comment if ra else None, "comment_b": rb.comment if rb else None,
-            "skip_reason": None, "generation_a_id": v.generation_a_id, "generation_b_id": v.generation_b_id,
-            "created_at": v.created_at, "rated_at": max(r.updated_at for r in (ra, rb)) if ra and rb else None,
-        })
+        rows.append(
+            {
+                "round": found.name,
+                "kind": "vote",
+                "item_key": v.item_key,
+                "eval_set": v.eval_set,
+                "dialog_id": v.dialog_id,
+                "turn_index": v.turn_index,
+                "annotator": v.annotator,
+                "choice": v.choice,
+                "winner": winner,
+                "model_a": v.model_a,
+                "model_b": v.model_b,
+                "left_model": left,
+                "right_model": right,
+                "a_position": v.a_position,
+                "text_a": text.get(v.generation_a_id),
+                "text_b": text.get(v.generation_b_id),
+                "score_a": ra.score if ra else None,
+                "score_b": rb.score if rb else None,
+                "criteria_a": list(ra.criteria) if ra else None,
+                "criteria_b": list(rb.criteria) if rb else None,
+                "comment_a": ra.comment if ra else None,
+                "comment_b": rb.comment if rb else None,
+                "skip_reason": None,
+                "generation_a_id": v.generation_a_id,
+                "generation_b_id": v.generation_b_id,
+                "created_at": v.created_at,
+                "rated_at": max(r.updated_at for r in (ra, rb)) if ra and rb else None,
+            }
+        )
     items = {it.key: it for it in load_items(store, found.id)}
     answers = Answers.load(store, found.id)
     for s in store.skips_frame(found.id).itertuples(index=False):
         it = items.get(s.item_key)
         ga = answers.get(it, it.model_a) if it else None
         gb = answers.get(it, it.model_b) if it else None
-        rows.append({
-            **dict.fromkeys(COLUMNS), "round": found.name, "kind": "skip", "item_key": s.item_key,
-            "annotator": s.annotator, "skip_reason": s.reason, "created_at": s.created_at,
-            **({"eval_set": it.eval_set, "dialog_id": it.dialog_id, "turn_index": it.turn_index,
-                "model_a": it.model_a, "model_b": it.model_b, "left_model": it.left_model,
-                "right_model": it.right_model, "a_position": it.a_position} if it else {}),
-            **({"generation_a_id": ga[0], "text_a": text.get(ga[0])} if ga else {}),
-            **({"generation_b_id": gb[0], "text_b": text.get(gb[0])} if gb else {}),
-        })
+        rows.append(
+            {
+                **dict.fromkeys(COLUMNS),
+                "round": found.name,
+                "kind": "skip",
+                "item_key": s.item_key,
+                "annotator": s.annotator,
+                "skip_reason": s.reason,
+                "created_at": s.created_at,
+                **(
+                    {
+                        "eval_set": it.eval_set,
+                        "dialog_id": it.dialog_id,
+                        "turn_index": it.turn_index,
+                        "model_a": it.model_a,
+                        "model_b": it.model_b,
+                        "left_model": it.left_model,
+                        "right_model": it.right_model,
+                        "a_position": it.a_position,
+                    }
+                    if it
+                    else {}
+                ),
+                **({"generation_a_id": ga[0], "text_a": text.get(ga[0])} if ga else {}),
+                **({"generation_b_id": gb[0], "text_b": text.get(gb[0])} if gb else {}),
+            }
+        )
     rows = [{k: _value(row.get(k)) for k in COLUMNS} for row in rows]
     rows.sort(key=lambda r: (r["created_at"] or "", r["kind"]))
     return rows
@@ -128,8 +189,13 @@ class ExportTargetError(ValueError):
     """The export path names something that is not a regular file (a device, directory, FIFO, socket)."""
 
 
-_KINDS = {stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device", stat.S_IFDIR: "a directory",
-          stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket"}
+_KINDS = {
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+}
 
 
 def export_target(path: str | Path) -> tuple[Path, int | None]:

@@ -93,9 +93,17 @@ def build_items(config: RoundConfig, dialogs: Iterable[Dialog], *, secret: str) 
         rng = random.Random(f"{secret}:{config.seed}:{d.eval_set}/{d.id}#{s.turn_index}")
         for p in choose_pairs(config, rng):
             a, b = pairs[p]
-            items.append(Item(key=f"{d.eval_set}/{d.id}#{s.turn_index}/{p}", eval_set=d.eval_set, dialog_id=d.id,
-                              turn_index=s.turn_index, model_a=a, model_b=b,
-                              a_position=rng.choice(("left", "right"))))
+            items.append(
+                Item(
+                    key=f"{d.eval_set}/{d.id}#{s.turn_index}/{p}",
+                    eval_set=d.eval_set,
+                    dialog_id=d.id,
+                    turn_index=s.turn_index,
+                    model_a=a,
+                    model_b=b,
+                    a_position=rng.choice(("left", "right")),
+                )
+            )
     return items
 
 

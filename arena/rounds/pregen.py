@@ -52,8 +52,10 @@ class Report:
     failed: int = 0
 
     def text(self) -> str:
-        return (f"{self.total} answers needed: {self.skipped} already stored, {self.generated} generated,"
-                f" {self.failed} failed")
+        return (
+            f"{self.total} answers needed: {self.skipped} already stored, {self.generated} generated,"
+            f" {self.failed} failed"
+        )
 
 
 def plan(store: Store, round_: int | str, dialogs: list[Dialog]) -> tuple[int, list[Task], int]:
@@ -64,8 +66,11 @@ def plan(store: Store, round_: int | str, dialogs: list[Dialog]) -> tuple[int, l
         raise RoundError(f"round {found.name!r} has no items yet: start it first (`arena round start`)")
     by_key = {(d.eval_set, d.id): d for d in dialogs}
     names = {m.id: m.name for m in store.list_models()}
-    stored = {(g.eval_set, g.dialog_id, g.turn_index, names[g.model_id])
-              for g in store.round_generations(found.id) if not g.failed}
+    stored = {
+        (g.eval_set, g.dialog_id, g.turn_index, names[g.model_id])
+        for g in store.round_generations(found.id)
+        if not g.failed
+    }
     tasks: dict[tuple[str, str, int, str], Task] = {}
     skipped: set[tuple[str, str, int, str]] = set()
     for it in items:
@@ -109,21 +114,35 @@ def _record(store: Store, round_id: int, model_id: int, task: Task, side: Side, 
     metrics = metrics_for(task.dialog, s, side, splitter)
     extra = {}
     if metrics is not None:
-        extra = {"gt_diff": [list(op) for op in metrics.diff] or None, "similarity": metrics.similarity,
-                 "tool_name_match": metrics.tool_name_match, "tool_args_match": metrics.tool_args_match}
+        extra = {
+            "gt_diff": [list(op) for op in metrics.diff] or None,
+            "similarity": metrics.similarity,
+            "tool_name_match": metrics.tool_name_match,
+            "tool_args_match": metrics.tool_args_match,
+        }
     return store.record_generation(
-        model_id=model_id, eval_set=task.dialog.eval_set, dialog_id=task.dialog.id, turn_index=s.turn_index,
-        round_id=round_id, prompt_hash=stable_hash({"messages": s.messages, "tools": s.tools}), text=side.text,
-        tool_calls=side.openai_tool_calls() or None, finish_reason=finish.finish_reason if finish else None,
+        model_id=model_id,
+        eval_set=task.dialog.eval_set,
+        dialog_id=task.dialog.id,
+        turn_index=s.turn_index,
+        round_id=round_id,
+        prompt_hash=stable_hash({"messages": s.messages, "tools": s.tools}),
+        text=side.text,
+        tool_calls=side.openai_tool_calls() or None,
+        finish_reason=finish.finish_reason if finish else None,
         error=side.error,
         ttft_ms=timings.ttft_s * 1000 if timings and timings.ttft_s is not None else None,
         total_ms=timings.total_s * 1000 if timings else None,
         tokens=finish.usage.completion_tokens if finish else None,
-        tokens_per_s=timings.tokens_per_s if timings else None, keep_success=True, **extra)
+        tokens_per_s=timings.tokens_per_s if timings else None,
+        keep_success=True,
+        **extra,
+    )
 
 
-def concurrency_for(registry: Registry, models: list[str], overrides: Mapping[str, int] | None = None,
-                    default: int | None = None) -> dict[str, int]:
+def concurrency_for(
+    registry: Registry, models: list[str], overrides: Mapping[str, int] | None = None, default: int | None = None
+) -> dict[str, int]:
     """Requests in flight per model: the override, else ``default``, else by backend kind."""
     overrides = overrides or {}
     out = {}
@@ -135,10 +154,18 @@ def concurrency_for(registry: Registry, models: list[str], overrides: Mapping[st
     return out
 
 
-async def run(store: Store, round_: int | str, registry: Registry, dialogs: list[Dialog], *,
-              concurrency: Mapping[str, int] | None = None, default_concurrency: int | None = None,
-              on_progress: Callable[[int, int], None] | None = None, splitter: Splitter = split_words,
-              timeout: float = 600.0) -> Report:
+async def run(
+    store: Store,
+    round_: int | str,
+    registry: Registry,
+    dialogs: list[Dialog],
+    *,
+    concurrency: Mapping[str, int] | None = None,
+    default_concurrency: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    splitter: Splitter = split_words,
+    timeout: float = 600.0,
+) -> Report:
     """Generate and store every missing answer of a started round; ``on_progress(done, total)`` after each."""
     round_id, tasks, skipped = plan(store, round_, dialogs)
     _, config = load_config(store, round_id)

@@ -25,17 +25,22 @@ def _tiebreak(seed: int, annotator: str, key: str) -> str:
     return hashlib.sha256(f"{seed}\x00{annotator}\x00{key}".encode()).hexdigest()
 
 
-def next_item(items: Iterable[Item], *, annotator: str, quota: int, seed: int, counts: Mapping[str, int],
-              done: set[str], ready: set[str]) -> Item | None:
+def next_item(
+    items: Iterable[Item],
+    *,
+    annotator: str,
+    quota: int,
+    seed: int,
+    counts: Mapping[str, int],
+    done: set[str],
+    ready: set[str],
+) -> Item | None:
     """The item to serve next: ready, not yet judged or skipped by this annotator, under quota;
     the least-judged first so that items reach their quota evenly."""
-    candidates = [it for it in items
-                  if it.key in ready and it.key not in done and counts.get(it.key, 0) < quota]
+    candidates = [it for it in items if it.key in ready and it.key not in done and counts.get(it.key, 0) < quota]
     if not candidates:
         return None
     return min(candidates, key=lambda it: (counts.get(it.key, 0), _tiebreak(seed, annotator, it.key)))
-
-
 
 
 @dataclass
@@ -67,8 +72,11 @@ def _running_for(store: Store, round_: int | str, annotator: str) -> tuple[Any, 
 
 def rounds_for(store: Store, annotator: str) -> list[str]:
     """Names of the running rounds this annotator may judge."""
-    return [r.name for r in store.list_rounds()
-            if r.status == "running" and annotator in (r.config or {}).get("annotators", [])]
+    return [
+        r.name
+        for r in store.list_rounds()
+        if r.status == "running" and annotator in (r.config or {}).get("annotators", [])
+    ]
 
 
 @dataclass
@@ -91,8 +99,15 @@ class QueueView:
     def next(self) -> Assignment | None:
         """The next item for this annotator, or None when nothing is left for them."""
         ready = {it.key for it in self.items if self.answers.ready(it)}
-        item = next_item(self.items, annotator=self.annotator, quota=self.config.judgements, seed=self.config.seed,
-                         counts=self.counts, done=self.mine, ready=ready)
+        item = next_item(
+            self.items,
+            annotator=self.annotator,
+            quota=self.config.judgements,
+            seed=self.config.seed,
+            counts=self.counts,
+            done=self.mine,
+            ready=ready,
+        )
         if item is None:
             return None
         gen = {m: self.answers.get(item, m)[0] for m in (item.model_a, item.model_b)}  # type: ignore[index]
@@ -100,8 +115,13 @@ class QueueView:
 
     def progress(self) -> tuple[int, int]:
         """(items this annotator voted on, judgeable items still open to them)."""
-        open_ = sum(1 for it in self.items if it.key not in self.mine
-                    and self.counts.get(it.key, 0) < self.config.judgements and self.answers.ready(it))
+        open_ = sum(
+            1
+            for it in self.items
+            if it.key not in self.mine
+            and self.counts.get(it.key, 0) < self.config.judgements
+            and self.answers.ready(it)
+        )
         return self.voted, open_
 
 
@@ -128,8 +148,9 @@ class RoundCache:
         return items, answers
 
 
-def queue_view(store: Store, round_: int | str, annotator: str, *, running: bool = True,
-               cache: RoundCache | None = None) -> QueueView:
+def queue_view(
+    store: Store, round_: int | str, annotator: str, *, running: bool = True, cache: RoundCache | None = None
+) -> QueueView:
     """Read a round's queue for ``annotator``; with ``running`` the round must be open to them."""
     found, config = _running_for(store, round_, annotator) if running else load_config(store, round_)
     state = store.round_queue_state(found.id, annotator)
@@ -142,8 +163,14 @@ def next_assignment(store: Store, round_: int | str, annotator: str) -> Assignme
     return queue_view(store, round_, annotator).next()
 
 
-def submit_judgement(store: Store, assignment: Assignment, annotator: str, screen: str,
-                     left: RatingInput | None = None, right: RatingInput | None = None) -> bool:
+def submit_judgement(
+    store: Store,
+    assignment: Assignment,
+    annotator: str,
+    screen: str,
+    left: RatingInput | None = None,
+    right: RatingInput | None = None,
+) -> bool:
     """Store the vote (and the answers' 1-5 ratings with it); False if this annotator already voted."""
     _running_for(store, assignment.round_id, annotator)
     choice = screen_to_choice(screen, assignment.item.a_position)
@@ -151,20 +178,28 @@ def submit_judgement(store: Store, assignment: Assignment, annotator: str, scree
     expected = {assignment.left_generation, assignment.right_generation}
     if any(r.generation_id not in expected for r in ratings):
         raise RoundError("a rating names an answer that is not part of this item")
-    return store.record_vote(round_id=assignment.round_id, item_key=assignment.item.key,
-                             generation_a_id=assignment.generation_a, generation_b_id=assignment.generation_b,
-                             a_position=assignment.item.a_position, annotator=annotator, choice=choice,
-                             ratings=ratings)
+    return store.record_vote(
+        round_id=assignment.round_id,
+        item_key=assignment.item.key,
+        generation_a_id=assignment.generation_a,
+        generation_b_id=assignment.generation_b,
+        a_position=assignment.item.a_position,
+        annotator=annotator,
+        choice=choice,
+        ratings=ratings,
+    )
 
 
 def skip_item(store: Store, assignment: Assignment, annotator: str, reason: str) -> bool:
     """Pass on an item with a reason; it is not served to this annotator again."""
     _running_for(store, assignment.round_id, annotator)
-    return store.record_skip(round_id=assignment.round_id, item_key=assignment.item.key, annotator=annotator,
-                             reason=reason.strip())
+    return store.record_skip(
+        round_id=assignment.round_id, item_key=assignment.item.key, annotator=annotator, reason=reason.strip()
+    )
 
 
-def annotator_progress(store: Store, round_: int | str, annotator: str,
-                       cache: RoundCache | None = None) -> tuple[int, int]:
+def annotator_progress(
+    store: Store, round_: int | str, annotator: str, cache: RoundCache | None = None
+) -> tuple[int, int]:
     """(items this annotator voted on, judgeable items still open to them) in a round."""
     return queue_view(store, round_, annotator, running=False, cache=cache).progress()

@@ -23,8 +23,13 @@ if TYPE_CHECKING:
 def register_model(store: Store, registry: Registry, name: str) -> int:
     """The store id of a models-file entry, registering (or refreshing) it."""
     spec = registry.specs[name]
-    return store.upsert_model(name, backend=spec.kind, base_model=spec.path or spec.served_model_name or spec.name,
-                              adapter=spec.adapter, config=spec.model_dump(mode="json"))
+    return store.upsert_model(
+        name,
+        backend=spec.kind,
+        base_model=spec.path or spec.served_model_name or spec.name,
+        adapter=spec.adapter,
+        config=spec.model_dump(mode="json"),
+    )
 
 
 def create_round(store: Store, name: str, config: RoundConfig, *, dialogs: list[Dialog], registry: Registry) -> int:
@@ -71,9 +76,15 @@ def start_round(store: Store, round_: int | str, *, dialogs: list[Dialog]) -> in
     ids = {m.name: m.id for m in store.list_models()}
     if missing := sorted(set(config.models) - set(ids)):
         raise RoundError(f"model(s) never registered: {', '.join(missing)}")
-    store.start_round(found.id, [
-        RoundItemInput(it.key, n, it.eval_set, it.dialog_id, it.turn_index, ids[it.model_a], ids[it.model_b],
-                       it.a_position) for n, it in enumerate(items)])
+    store.start_round(
+        found.id,
+        [
+            RoundItemInput(
+                it.key, n, it.eval_set, it.dialog_id, it.turn_index, ids[it.model_a], ids[it.model_b], it.a_position
+            )
+            for n, it in enumerate(items)
+        ],
+    )
     return len(items)
 
 
@@ -112,8 +123,10 @@ def model_names(store: Store) -> dict[int, str]:
 def load_items(store: Store, round_: int | str, names: Mapping[int, str] | None = None) -> list[Item]:
     """The stored items of a started round, with model names (``names``: from model_names, if already read)."""
     names = model_names(store) if names is None else names
-    return [Item(r.item_key, r.eval_set, r.dialog_id, r.turn_index, names[r.model_a_id], names[r.model_b_id],
-                 r.a_position) for r in store.round_items(round_)]
+    return [
+        Item(r.item_key, r.eval_set, r.dialog_id, r.turn_index, names[r.model_a_id], names[r.model_b_id], r.a_position)
+        for r in store.round_items(round_)
+    ]
 
 
 # ------------------------------------------------------------------------------------------ status
@@ -194,8 +207,12 @@ class Answers:
     @classmethod
     def load(cls, store: Store, round_id: int, names: Mapping[int, str] | None = None) -> Answers:
         names = model_names(store) if names is None else names
-        return cls({(g.eval_set, g.dialog_id, g.turn_index, names[g.model_id]): (g.id, g.failed)
-                    for g in store.round_generations(round_id)})
+        return cls(
+            {
+                (g.eval_set, g.dialog_id, g.turn_index, names[g.model_id]): (g.id, g.failed)
+                for g in store.round_generations(round_id)
+            }
+        )
 
     def get(self, item: Item, model: str) -> tuple[int, bool] | None:
         return self.by_key.get((*item.step_key, model))

@@ -254,7 +254,11 @@ class DialogBuilder:
         for k, (name, arguments, call_id) in enumerate(calls):
             # The narrative seeds give no call ids; OpenAI-compatible servers need them to pair tool results.
             tool_calls.append(
-                {"id": call_id or f"call_{index}_{k}", "type": "function", "function": {"name": name, "arguments": arguments}}
+                {
+                    "id": call_id or f"call_{index}_{k}",
+                    "type": "function",
+                    "function": {"name": name, "arguments": arguments},
+                }
             )
         return self.add({"role": "assistant", "tool_calls": tool_calls}, line, truncated)
 

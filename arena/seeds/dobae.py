@@ -44,7 +44,9 @@ def _dedupe(answers: list[str]) -> list[str]:
     return out
 
 
-def qa_dialog(seed: Seed, dialog_id: str, line: int, question: str, answers: list[str], category: str | None, meta: dict[str, Any]) -> dict[str, Any]:
+def qa_dialog(
+    seed: Seed, dialog_id: str, line: int, question: str, answers: list[str], category: str | None, meta: dict[str, Any]
+) -> dict[str, Any]:
     """One question with its reference answers."""
     answers = _dedupe(answers)
     b = DialogBuilder(dialog_id, EVAL_SET, category, seed.name, line)
@@ -106,7 +108,10 @@ def question_answer_rows(seed: Seed) -> list[dict[str, Any]]:
         raise SeedFormatError(f"{seed.name}:{rows[0][0]}: expected one question in the Question/Answer tail")
     first_line, (first_no, question, _) = rows[0]
     answers = [a for _, (_, _, a) in rows]
-    meta = {"row": first_no, "seed_note": f"rows {first_no}-{rows[-1][1][0]}; the last repeats the first answer (dropped)"}
+    meta = {
+        "row": first_no,
+        "seed_note": f"rows {first_no}-{rows[-1][1][0]}; the last repeats the first answer (dropped)",
+    }
     return [qa_dialog(seed, f"dobae-row_{first_no}", first_line, question, answers, None, meta)]
 
 

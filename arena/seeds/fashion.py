@@ -48,9 +48,21 @@ class Transcript:
 
 
 TRANSCRIPTS = (
-    Transcript("fashion-v041-crocs-zipup", r"^### Dialog 3 - Select Star Fashion aug", r"^## Llama-8B-Instruct-v0\.43 1 epoch", "Llama-8B-Instruct-tool_selection-v0.41"),
-    Transcript("fashion-v043-1ep-coat", r"^## Llama-8B-Instruct-v0\.43 1 epoch", r"^## 3 epochs", "Llama-8B-Instruct-v0.43-1ep"),
-    Transcript("fashion-v043-3ep-coat", r"^## 3 epochs", r"^## Tool calling 및 대화 능력 테스트", "Llama-70B-Instruct-v0.43-3ep"),
+    Transcript(
+        "fashion-v041-crocs-zipup",
+        r"^### Dialog 3 - Select Star Fashion aug",
+        r"^## Llama-8B-Instruct-v0\.43 1 epoch",
+        "Llama-8B-Instruct-tool_selection-v0.41",
+    ),
+    Transcript(
+        "fashion-v043-1ep-coat", r"^## Llama-8B-Instruct-v0\.43 1 epoch", r"^## 3 epochs", "Llama-8B-Instruct-v0.43-1ep"
+    ),
+    Transcript(
+        "fashion-v043-3ep-coat",
+        r"^## 3 epochs",
+        r"^## Tool calling 및 대화 능력 테스트",
+        "Llama-70B-Instruct-v0.43-3ep",
+    ),
 )
 
 

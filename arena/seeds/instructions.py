@@ -26,7 +26,9 @@ def _locate(seed: Seed, snippet: str, start: int, end: int) -> int:
     return next((n for n, t in seed.span(start, end) if head in t), start)
 
 
-def dolly_dialog(seed: Seed, dialog_id: str, line: int, instruction: str, context: str, response: str, corpus: str) -> DialogBuilder:
+def dolly_dialog(
+    seed: Seed, dialog_id: str, line: int, instruction: str, context: str, response: str, corpus: str
+) -> DialogBuilder:
     """A builder holding one Dolly item as a single exchange."""
     b = DialogBuilder(dialog_id, EVAL_SET, CATEGORY, seed.name, line)
     b.user(f"{instruction}\n\n{context}" if context else instruction, line)
@@ -56,7 +58,15 @@ def alpaca(seed: Seed) -> dict[str, Any]:
     start = seed.find(r"^\s*\{'instruction': '다음 국가와")
     end = seed.find(r"'output':", start)
     sample = loads_lenient(" ".join(t.strip().replace("<br>", "") for _, t in seed.span(start, end)))
-    b = dolly_dialog(seed, "inst-alpaca-canada-01", start, sample["instruction"], sample["input"], sample["output"], "Alpaca (Korean)")
+    b = dolly_dialog(
+        seed,
+        "inst-alpaca-canada-01",
+        start,
+        sample["instruction"],
+        sample["input"],
+        sample["output"],
+        "Alpaca (Korean)",
+    )
     b.meta["seed_note"] = "the sample's output is kept as the corpus has it, though it answers the instruction poorly"
     return b.build()
 
@@ -71,7 +81,15 @@ def korquad2(seed: Seed) -> dict[str, Any]:
     qid = re.search(r"'id': '(\d+)'", seed.line(end))
     if not (answer and question and qid):
         raise SeedFormatError(f"{seed.name}:{start}: KorQuAD 2.0 sample no longer readable")
-    b = dolly_dialog(seed, f"inst-korquad2-{qid.group(1)}", _locate(seed, "'question':", start, end), question.group(1), "", answer.group(1), "KorQuAD 2.0")
+    b = dolly_dialog(
+        seed,
+        f"inst-korquad2-{qid.group(1)}",
+        _locate(seed, "'question':", start, end),
+        question.group(1),
+        "",
+        answer.group(1),
+        "KorQuAD 2.0",
+    )
     b.meta["context_omitted"] = "the seed cuts the HTML context ('...') before the answer's position; asked closed-book"
     return b.build()
 
@@ -82,7 +100,15 @@ def korquad1(seed: Seed) -> dict[str, Any]:
     end = seed.find(r"'context': ", start)
     sample = loads_lenient(" ".join(t.strip() for _, t in seed.span(start, end)))
     qa = sample["qas"][0]
-    b = dolly_dialog(seed, f"inst-korquad1-{qa['id']}", start, qa["question"], sample["context"], qa["answers"][0]["text"], "KorQuAD 1.0")
+    b = dolly_dialog(
+        seed,
+        f"inst-korquad1-{qa['id']}",
+        start,
+        qa["question"],
+        sample["context"],
+        qa["answers"][0]["text"],
+        "KorQuAD 1.0",
+    )
     return b.build()
 
 

@@ -263,7 +263,9 @@ def repair_markdown(text: str, line: int, repairs: list[str]) -> str:
     return text
 
 
-def build_turns(builder: DialogBuilder, found: list[Unit], label: str, tools: list[str], spaced: Iterable[int] = ()) -> None:
+def build_turns(
+    builder: DialogBuilder, found: list[Unit], label: str, tools: list[str], spaced: Iterable[int] = ()
+) -> None:
     """Turn transcript units into turns; a ``GT)`` line replaces the model answer before it (kept in meta)."""
     spaced = set(spaced)
     for unit in found:
@@ -300,5 +302,9 @@ def build_turns(builder: DialogBuilder, found: list[Unit], label: str, tools: li
 def model_answer_of(turn: dict[str, Any]) -> Any:
     """A compact record of an assistant turn for ``meta.model_answers``."""
     if turn.get("tool_calls"):
-        return {"tool_calls": [{"name": c["function"]["name"], "arguments": c["function"]["arguments"]} for c in turn["tool_calls"]]}
+        return {
+            "tool_calls": [
+                {"name": c["function"]["name"], "arguments": c["function"]["arguments"]} for c in turn["tool_calls"]
+            ]
+        }
     return turn["content"]

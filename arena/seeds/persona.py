@@ -57,12 +57,16 @@ def chat_export_dialog(seed: Seed, system: str, span: tuple[int, int]) -> dict[s
     )
     b.meta["export_prompt"] = chat["prompt"]
     b.meta["temperature"] = chat["temperature"]
-    b.meta["gt_source"] = "the tested model's own earlier answers (context); the seed judges only the last one, a failure"
+    b.meta["gt_source"] = (
+        "the tested model's own earlier answers (context); the seed judges only the last one, a failure"
+    )
     b.meta["seed_note"] = "기존 대화 내용에 대한 대답을 반복하는 경향이 존재함"
     return b.build()
 
 
-def transcript_dialog(seed: Seed, system: str, dialog_id: str, heading: str, next_heading: str, model: str) -> dict[str, Any]:
+def transcript_dialog(
+    seed: Seed, system: str, dialog_id: str, heading: str, next_heading: str, model: str
+) -> dict[str, Any]:
     """A V0.58/V0.59 transcript: answers up to the topic change are context, the topic change is open."""
     start = seed.find(heading)
     found = units(paragraphs(seed, start + 1, seed.find(next_heading, start + 1) - 1))
@@ -75,7 +79,9 @@ def transcript_dialog(seed: Seed, system: str, dialog_id: str, heading: str, nex
         # Later turns continue past the failed answer; roles there are ambiguous (two answers in a row).
         b.meta["seed_continuation"] = [{"line": u.first, "text": u.text(SPACED_WRAPS)} for u in rest[1:]]
     b.meta["gt_source"] = "the tested model's own earlier answers (context); the topic change has no reference"
-    b.meta["seed_note"] = "v0.58: 토픽이 바뀌어도 지난 질문에 대하여 반복하여 진술하는 문제점; v0.59: 이전 발화를 반복하는 문제가 아직도 존재함"
+    b.meta["seed_note"] = (
+        "v0.58: 토픽이 바뀌어도 지난 질문에 대하여 반복하여 진술하는 문제점; v0.59: 이전 발화를 반복하는 문제가 아직도 존재함"
+    )
     return b.build()
 
 
@@ -93,13 +99,17 @@ def parse_prompt(model: str, prompt: str) -> tuple[str | None, list[tuple[str, s
             return turns[0][1], turns[1:]
         return None, turns
     if model == "llama":
-        found = re.findall(r"<\|start_header_id\|>(system|user|assistant)<\|end_header_id\|>(.*?)<\|eot_id\|>", prompt, re.S)
+        found = re.findall(
+            r"<\|start_header_id\|>(system|user|assistant)<\|end_header_id\|>(.*?)<\|eot_id\|>", prompt, re.S
+        )
         system = next((t.strip() for r, t in found if r == "system"), None)
         return system, [(r, t.strip()) for r, t in found if r != "system"]
     if model == "mistral":
         inside, _, after = prompt.partition("[/INST]")
         parts = re.split(r"(user :|model :)", inside.replace("[INST]", "", 1))
-        turns = [("user" if parts[k] == "user :" else "assistant", parts[k + 1].strip()) for k in range(1, len(parts), 2)]
+        turns = [
+            ("user" if parts[k] == "user :" else "assistant", parts[k + 1].strip()) for k in range(1, len(parts), 2)
+        ]
         tail = re.split(r"user :", after)
         turns += [("user", t.strip()) for t in tail[1:]]
         return parts[0].strip() or None, turns
@@ -140,9 +150,21 @@ def table_rows(seed: Seed, heading: str) -> list[tuple[int, list[str]]]:
 
 POLARIS = (
     # (heading, dialog id, what the persona is)
-    (r"^#### \*\*4-1-1\. 단순 질문 시", "persona-baseline-startup", "no persona: the baseline the seed compares against"),
-    (r"^#### \*\*4-1-2\. 모델 template 적용 시", "persona-naysayer", "calms the user and argues the plan is unrealistic"),
-    (r"^#### \*\*4-1-3\. 페르소나 제공 및 퓨샷을 5개 추가 적용 시", "persona-retired-dev", "은퇴한 60세 개발자 with five few-shot examples"),
+    (
+        r"^#### \*\*4-1-1\. 단순 질문 시",
+        "persona-baseline-startup",
+        "no persona: the baseline the seed compares against",
+    ),
+    (
+        r"^#### \*\*4-1-2\. 모델 template 적용 시",
+        "persona-naysayer",
+        "calms the user and argues the plan is unrealistic",
+    ),
+    (
+        r"^#### \*\*4-1-3\. 페르소나 제공 및 퓨샷을 5개 추가 적용 시",
+        "persona-retired-dev",
+        "은퇴한 60세 개발자 with five few-shot examples",
+    ),
 )
 
 
@@ -173,7 +195,9 @@ def polaris_dialogs(seed: Seed) -> list[dict[str, Any]]:
             if system:
                 b.system, examples = split_examples(system)
             if examples:
-                b.repairs.append(f"the prompt's {len(examples)} few-shot examples became GT turns 0-{2 * len(examples) - 1}")
+                b.repairs.append(
+                    f"the prompt's {len(examples)} few-shot examples became GT turns 0-{2 * len(examples) - 1}"
+                )
             for user, reply in examples:
                 b.user(user, line)
                 b.assistant(reply, line)
@@ -185,7 +209,9 @@ def polaris_dialogs(seed: Seed) -> list[dict[str, Any]]:
             if any(m == "gemma" and re.search(r"[^<]end_of_turn>", q) for m, q in questions[line]):
                 b.repairs.append("gemma prompt: an end-of-turn marker missing its '<' read as one")
             if n > 0:
-                b.meta["seed_note"] = f"the {answers[0][0]} prompt differs from the {groups[0][2][0][0]} one in the seed; kept as given"
+                b.meta["seed_note"] = (
+                    f"the {answers[0][0]} prompt differs from the {groups[0][2][0][0]} one in the seed; kept as given"
+                )
             b.meta["persona"] = about
             b.meta["prompt_formats"] = [m for m, _, _ in answers]
             out.append(b.build())

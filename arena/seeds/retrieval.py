@@ -39,7 +39,11 @@ RANDOM_SEED = 20241022
 SEED_DOCS = [
     {"id": "seed-crocs", "title": "크록스", "text": "미국의 신발 브랜드."},
     {"id": "seed-krooks-1", "title": "크룩스", "text": "여름철 바깥 활동이나 수상 레저 활동을 위해 만들어진 신발."},
-    {"id": "seed-krooks-2", "title": "크룩스", "text": "젖어도 큰 상관이 없는 구조라 비 오는 날에는 은근히 자주 볼 수 있는 신발 중 하나."},
+    {
+        "id": "seed-krooks-2",
+        "title": "크룩스",
+        "text": "젖어도 큰 상관이 없는 구조라 비 오는 날에는 은근히 자주 볼 수 있는 신발 중 하나.",
+    },
     {
         "id": "seed-coat",
         "title": "코트",
@@ -112,7 +116,12 @@ def _tool_exchange(call_id: str, query: str, doc: dict[str, Any], answer: str) -
     arguments = json.dumps({"text_query": query}, ensure_ascii=False)
     result = json.dumps([{"title": doc["title"], "text": doc["text"]}], ensure_ascii=False)
     return [
-        {"role": "assistant", "tool_calls": [{"id": call_id, "type": "function", "function": {"name": TOOL_NAME, "arguments": arguments}}]},
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {"id": call_id, "type": "function", "function": {"name": TOOL_NAME, "arguments": arguments}}
+            ],
+        },
         {"role": "tool", "name": TOOL_NAME, "tool_call_id": call_id, "content": result},
         {"role": "assistant", "content": answer},
     ]
@@ -143,7 +152,10 @@ def seed_items() -> list[dict[str, Any]]:
     crocs = _tool_exchange("call_1", "크록스 브랜드 국가", by_id["seed-crocs"], "크록스는 미국의 신발 브랜드입니다.")
     use_q = {"role": "user", "content": "신발이 구멍이 나 있던데, 주로 어디에 신는 신발이야?"}
     use = _tool_exchange(
-        "call_2", "크룩스 용도", by_id["seed-krooks-1"], "크룩스는 주로 여름철 바깥 활동이나 수상 레저 활동을 위한 신발입니다."
+        "call_2",
+        "크룩스 용도",
+        by_id["seed-krooks-1"],
+        "크룩스는 주로 여름철 바깥 활동이나 수상 레저 활동을 위한 신발입니다.",
     )
     outer = [
         {"role": "user", "content": "안녕?"},
@@ -158,8 +170,18 @@ def seed_items() -> list[dict[str, Any]]:
     meta = {"source": SEED_SOURCE, "synthetic": False}
     note = {"note": "the seed's tool result for this 크록스 question is titled 크룩스"}
     return [
-        _item("fashion-retrieval-crocs-country", [*hello, crocs_q], ["크록스"], {**meta, "reference_query": "크록스 브랜드 국가"}),
-        _item("fashion-retrieval-krooks-use", [*hello, crocs_q, *crocs, use_q], ["크룩스"], {**meta, **note, "reference_query": "크룩스 용도"}),
+        _item(
+            "fashion-retrieval-crocs-country",
+            [*hello, crocs_q],
+            ["크록스"],
+            {**meta, "reference_query": "크록스 브랜드 국가"},
+        ),
+        _item(
+            "fashion-retrieval-krooks-use",
+            [*hello, crocs_q, *crocs, use_q],
+            ["크룩스"],
+            {**meta, **note, "reference_query": "크룩스 용도"},
+        ),
         _item(
             "fashion-retrieval-krooks-features",
             [*hello, crocs_q, *crocs, use_q, *use, {"role": "user", "content": "크룩스의 특징도 알려줄래?"}],
@@ -172,7 +194,9 @@ def seed_items() -> list[dict[str, Any]]:
             ["코트"],
             {**meta, "reference_query": "코트"},
         ),
-        _item("fashion-retrieval-acne-studios", outer, ["아크네 스튜디오"], {**meta, "reference_query": "아크네 스튜디오"}),
+        _item(
+            "fashion-retrieval-acne-studios", outer, ["아크네 스튜디오"], {**meta, "reference_query": "아크네 스튜디오"}
+        ),
     ]
 
 
@@ -185,7 +209,11 @@ def synthetic_items(docs: list[dict[str, Any]], per_kind: int = 10) -> list[dict
     items: list[dict[str, Any]] = []
     for n, doc in enumerate(rng.sample(synthetic, per_kind), start=1):
         turns = [{"role": "user", "content": f"{_josa(doc['title'], '이', '가')} 어떤 옷인지 알려줘."}]
-        items.append(_item(f"synthetic-retrieval-direct-{n:02d}", turns, [doc["title"]], {**meta, "reference_query": doc["title"]}))
+        items.append(
+            _item(
+                f"synthetic-retrieval-direct-{n:02d}", turns, [doc["title"]], {**meta, "reference_query": doc["title"]}
+            )
+        )
     for n, doc in enumerate(rng.sample(two_part, per_kind), start=1):
         parts = doc["_parts"]
         season = rng.choice(SEASONS)
@@ -194,14 +222,22 @@ def synthetic_items(docs: list[dict[str, Any]], per_kind: int = 10) -> list[dict
             {"role": "assistant", "content": "원하시는 색상이 있으신가요?"},
             {"role": "user", "content": f"{_josa(parts['color'], '으로', '로')} 된 건 어떤 옷인지 설명해 줄래?"},
         ]
-        items.append(_item(f"synthetic-retrieval-context-{n:02d}", turns, [doc["title"]], {**meta, "reference_query": doc["title"]}))
+        items.append(
+            _item(
+                f"synthetic-retrieval-context-{n:02d}", turns, [doc["title"]], {**meta, "reference_query": doc["title"]}
+            )
+        )
     for n, doc in enumerate(rng.sample(synthetic, per_kind), start=1):
         turns = [
             {"role": "user", "content": f"혹시 {doc['title']} 알아?"},
             {"role": "assistant", "content": "네, 알고 있어요. 어떤 점이 궁금하신가요?"},
             {"role": "user", "content": "그거 특징이 뭐야?"},
         ]
-        items.append(_item(f"synthetic-retrieval-pronoun-{n:02d}", turns, [doc["title"]], {**meta, "reference_query": doc["title"]}))
+        items.append(
+            _item(
+                f"synthetic-retrieval-pronoun-{n:02d}", turns, [doc["title"]], {**meta, "reference_query": doc["title"]}
+            )
+        )
     return items
 
 

@@ -188,7 +188,9 @@ def _add_item(seed: Seed, b: DialogBuilder, runs: list[tuple[str, Item]], tools:
         index = b.tool(json.dumps(docs, ensure_ascii=False), line, truncated=(not content.closed) or _cut(content.text))
         seed_id = best([i.first("prev", "tool_call_id") for i in items])
         if seed_id is not None and seed_id.text != b.turns[index]["tool_call_id"]:
-            b.repairs.append(f"line {line}: tool_call_id {seed_id.text!r} linked to its call {b.turns[index]['tool_call_id']!r}")
+            b.repairs.append(
+                f"line {line}: tool_call_id {seed_id.text!r} linked to its call {b.turns[index]['tool_call_id']!r}"
+            )
     else:
         raise SeedFormatError(f"{seed.name}:{line}: unexpected prev_utter role {role.text!r}")
 
@@ -238,7 +240,10 @@ def selectstar_dialogs(seed: Seed, tools: list[dict[str, Any]]) -> list[dict[str
     v56_end = seed.find(r"^## Parallel call test", v56_start)
     v58_start = seed.find(r"^### ▼ SelectStar [Dd]ata", v56_end)
     v58_end = seed.find(r"^## Single call query", v58_start)
-    runs = {"llama3.1-8b-v0.56": read_dump(seed, v56_start, v56_end), "llama3.1-8b-v0.58": read_dump(seed, v58_start, v58_end)}
+    runs = {
+        "llama3.1-8b-v0.56": read_dump(seed, v56_start, v56_end),
+        "llama3.1-8b-v0.58": read_dump(seed, v58_start, v58_end),
+    }
     counts = {label: len(items) for label, items in runs.items()}
     if len(set(counts.values())) != 1:
         raise SeedFormatError(f"{seed.name}: the SelectStar dumps no longer align: {counts}")
@@ -247,11 +252,15 @@ def selectstar_dialogs(seed: Seed, tools: list[dict[str, Any]]) -> list[dict[str
         for label, items in runs.items():
             a, b = item.first("prev", "content"), items[k].first("prev", "content")
             if a and b and not (a.text[:8] == b.text[:8]):
-                raise SeedFormatError(f"{seed.name}:{items[k].line}: {label} item {k} is not item {k} of the other dump")
+                raise SeedFormatError(
+                    f"{seed.name}:{items[k].line}: {label} item {k} is not item {k} of the other dump"
+                )
     # prompt_tokens is cut from some items of one dump; either dump's value marks the dialog boundary.
     for k, item in enumerate(first):
         if item.prompt_tokens is None:
-            item.prompt_tokens = next((items[k].prompt_tokens for items in runs.values() if items[k].prompt_tokens), None)
+            item.prompt_tokens = next(
+                (items[k].prompt_tokens for items in runs.values() if items[k].prompt_tokens), None
+            )
     groups = split_dialogs(first)
     if len(groups) != len(DIALOG_IDS):
         raise SeedFormatError(f"{seed.name}: expected {len(DIALOG_IDS)} SelectStar dialogs, found {len(groups)}")

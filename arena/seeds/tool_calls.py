@@ -58,7 +58,10 @@ KARINA_REPAIR = ("TikTok\"}]}, 'name': 'google_image_search'}", "TikTok\"}]', 'n
 GOOGLE_IMAGE_SEARCH = function_tool(
     "google_image_search",
     "Search Google Images; returns the top k results (title, link, snippet).",
-    {"query": {"type": "string", "description": "The search query"}, "k": {"type": "integer", "description": "How many results"}},
+    {
+        "query": {"type": "string", "description": "The search query"},
+        "k": {"type": "integer", "description": "How many results"},
+    },
     ["query"],
 )
 
@@ -105,7 +108,9 @@ def _response_calls(seed: Seed, start: int, end: int, names: list[str]) -> list[
                 raise SeedFormatError(f"{seed.name}:{line}: cut tool-call arguments without a repair") from None
             fragments = [f for f in re.split(r"\n\s*", m.group(1).strip()) if f.strip()]
             if not _fragments_match(fragments, CUT_ARGUMENTS[line]):
-                raise SeedFormatError(f"{seed.name}:{line}: repair {CUT_ARGUMENTS[line]!r} no longer fits {fragments}") from None
+                raise SeedFormatError(
+                    f"{seed.name}:{line}: repair {CUT_ARGUMENTS[line]!r} no longer fits {fragments}"
+                ) from None
             args = json.loads(CUT_ARGUMENTS[line])
         calls.append((resolve_name(m.group(2), names), dump_args(args)))
     return calls
@@ -133,7 +138,9 @@ def weather_tests(seed: Seed, names: list[str]) -> list[WeatherTest]:
         system, _ = _message(seed, number, response, "system")
         user, user_line = _message(seed, number, end, "user")
         calls = _response_calls(seed, response, end, names)
-        tests.append(WeatherTest(number, run, system, user, user_line, seed.find(r"'tool_calls'", response, end), calls))
+        tests.append(
+            WeatherTest(number, run, system, user, user_line, seed.find(r"'tool_calls'", response, end), calls)
+        )
     return tests
 
 
@@ -149,14 +156,20 @@ def _slug(calls: list[tuple[str, str]]) -> str:
 def weather_dialogs(seed: Seed) -> list[dict[str, Any]]:
     """The weather tests, one dialog per distinct test (same calls, compatible prompt)."""
     block_start = seed.find(r"^## Parallel call test")
-    tools = [o for o in scan_json_objects("\n".join(seed.lines[block_start : seed.find(r"^## Single call query")])) if o.get("type") == "function"]
+    tools = [
+        o
+        for o in scan_json_objects("\n".join(seed.lines[block_start : seed.find(r"^## Single call query")]))
+        if o.get("type") == "function"
+    ]
     names = [t["function"]["name"] for t in tools]
     full_system = read_string(seed.line(WEATHER_SYSTEM_LINE).split('"content":', 1)[1].rstrip(" },"))
     groups: list[list[WeatherTest]] = []
     for test in weather_tests(seed, names):
         for group in groups:
             other = group[0]
-            if other.calls == test.calls and (other.user.text.startswith(test.user.text) or test.user.text.startswith(other.user.text)):
+            if other.calls == test.calls and (
+                other.user.text.startswith(test.user.text) or test.user.text.startswith(other.user.text)
+            ):
                 group.append(test)
                 break
         else:
@@ -164,7 +177,14 @@ def weather_dialogs(seed: Seed) -> list[dict[str, Any]]:
     out = []
     for group in groups:
         calls = group[0].calls
-        b = DialogBuilder(f"tools-weather-{_slug(calls)}", EVAL_SET, "single_call" if len(calls) == 1 else "parallel_call", seed.name, group[0].heading_line, tools=tools)
+        b = DialogBuilder(
+            f"tools-weather-{_slug(calls)}",
+            EVAL_SET,
+            "single_call" if len(calls) == 1 else "parallel_call",
+            seed.name,
+            group[0].heading_line,
+            tools=tools,
+        )
         system = best([t.system for t in group])
         if system.text != full_system.text:
             if not full_system.text.startswith(system.text):
@@ -174,7 +194,9 @@ def weather_dialogs(seed: Seed) -> list[dict[str, Any]]:
         user = best([t.user for t in group])
         source = next(t for t in group if t.user is user)
         if source is not group[0]:
-            b.repairs.append(f"cut user prompt completed from the same test's {source.run} run (line {source.user_line})")
+            b.repairs.append(
+                f"cut user prompt completed from the same test's {source.run} run (line {source.user_line})"
+            )
         b.user(user.text, source.user_line, truncated=not user.closed)
         b.calls([(name, args, None) for name, args in calls], group[0].response_line)
         b.meta["runs"] = {t.run: t.heading_line for t in group}
@@ -201,7 +223,9 @@ def no_tool_dialogs(seed: Seed) -> list[dict[str, Any]]:
             b.turns.pop()
             b.turn_lines.pop()
             b.model_answer(len(b.turns), model, model_answer_of(last))
-            b.meta["seed_note"] = "사용할 수 있는 툴이 주어지지 않았는데, 대답을 함. (no tool was offered, yet the model called one)"
+            b.meta["seed_note"] = (
+                "사용할 수 있는 툴이 주어지지 않았는데, 대답을 함. (no tool was offered, yet the model called one)"
+            )
         else:
             b.meta["gt_source"] = f"{model}'s answer (no tool offered, none called)"
         out.append(b.build())
@@ -218,8 +242,11 @@ def karina_dialog(seed: Seed) -> dict[str, Any]:
     if KARINA_REPAIR[0] not in text:
         raise SeedFormatError(f"{seed.name}:{start}: the cut tool message no longer matches its repair")
     messages = loads_lenient(text.replace(*KARINA_REPAIR))
-    b = DialogBuilder("tools-google-image-karina", EVAL_SET, "tool_response", seed.name, start, tools=[GOOGLE_IMAGE_SEARCH])
+    b = DialogBuilder(
+        "tools-google-image-karina", EVAL_SET, "tool_response", seed.name, start, tools=[GOOGLE_IMAGE_SEARCH]
+    )
     b.repairs.append(f"lines {start}-{end}: page-edge cuts joined; tool message's lost closing quote and ']' restored")
+
     def line_of(snippet: str) -> int:
         return next((n for n, t in seed.span(start, end) if snippet in t), start)
 
@@ -227,7 +254,10 @@ def karina_dialog(seed: Seed) -> dict[str, Any]:
         if m["role"] == "user":
             b.user(m["content"], line_of(m["content"][:12]))
         elif m["role"] == "assistant" and m.get("tool_calls"):
-            b.calls([(c["function"]["name"], c["function"]["arguments"], c["id"]) for c in m["tool_calls"]], line_of("'tool_calls'"))
+            b.calls(
+                [(c["function"]["name"], c["function"]["arguments"], c["id"]) for c in m["tool_calls"]],
+                line_of("'tool_calls'"),
+            )
         elif m["role"] == "assistant":
             b.assistant(m["content"], line_of(m["content"][:5]))
         else:

@@ -20,19 +20,33 @@ a 400-point gap means 10:1 odds of winning. The names below are the package's pu
 
 from arena.stats.bootstrap import ci_rank, group_rng, percentile_ci
 from arena.stats.pairwise import (
-                                  ELO_SCALE,
-                                  WINNERS,
-                                  BothBad,
-                                  battle_count_matrix,
-                                  bradley_terry,
-                                  bt_bootstrap,
-                                  expected_win_matrix,
-                                  online_elo,
-                                  pairwise_leaderboard,
-                                  win_rate_matrix,
+    ELO_SCALE,
+    WINNERS,
+    BothBad,
+    battle_count_matrix,
+    bradley_terry,
+    bt_bootstrap,
+    expected_win_matrix,
+    online_elo,
+    pairwise_leaderboard,
+    win_rate_matrix,
 )
 from arena.stats.scores import metric_summary, score_leaderboard
 
-__all__ = ["ELO_SCALE", "WINNERS", "BothBad", "battle_count_matrix", "bradley_terry", "bt_bootstrap", "ci_rank",
-           "expected_win_matrix", "group_rng", "metric_summary", "online_elo", "pairwise_leaderboard",
-           "percentile_ci", "score_leaderboard", "win_rate_matrix"]
+__all__ = [
+    "ELO_SCALE",
+    "WINNERS",
+    "BothBad",
+    "battle_count_matrix",
+    "bradley_terry",
+    "bt_bootstrap",
+    "ci_rank",
+    "expected_win_matrix",
+    "group_rng",
+    "metric_summary",
+    "online_elo",
+    "pairwise_leaderboard",
+    "percentile_ci",
+    "score_leaderboard",
+    "win_rate_matrix",
+]

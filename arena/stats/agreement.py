@@ -26,6 +26,7 @@ Metric = Literal["nominal", "ordinal", "interval"]
 
 # ----------------------------------------------------------------------------------- Krippendorff's alpha
 
+
 def _delta2(categories: np.ndarray, marginals: np.ndarray, metric: Metric) -> np.ndarray:
     """Squared distance between every pair of categories (Krippendorff 2011, section on difference functions)."""
     if metric == "nominal":
@@ -43,7 +44,9 @@ def _delta2(categories: np.ndarray, marginals: np.ndarray, metric: Metric) -> np
     raise ValueError(f"unknown metric {metric!r}; expected nominal, ordinal or interval")
 
 
-def _unit_counts(judgements: pd.DataFrame, units: list[str], value: str, metric: Metric) -> tuple[np.ndarray, np.ndarray]:
+def _unit_counts(
+    judgements: pd.DataFrame, units: list[str], value: str, metric: Metric
+) -> tuple[np.ndarray, np.ndarray]:
     """(categories, counts): one row of category counts per pairable unit (>= 2 values), units sorted."""
     df = judgements.dropna(subset=[value])
     if df.empty:
@@ -76,8 +79,9 @@ def _alpha(coincidence: np.ndarray, delta2: np.ndarray) -> np.ndarray:
     return 1.0 - np.divide(observed, expected, out=np.full_like(n, np.nan), where=expected > 0)
 
 
-def krippendorff_alpha(judgements: pd.DataFrame, *, unit: str | Sequence[str] = "unit", value: str = "value",
-                       metric: Metric = "nominal") -> float:
+def krippendorff_alpha(
+    judgements: pd.DataFrame, *, unit: str | Sequence[str] = "unit", value: str = "value", metric: Metric = "nominal"
+) -> float:
     """Krippendorff's alpha from long-format values; units with < 2 values are unpairable and ignored.
 
     NaN when there is nothing pairable or no variation at all (alpha is undefined then).
@@ -92,8 +96,9 @@ def krippendorff_alpha(judgements: pd.DataFrame, *, unit: str | Sequence[str] = 
     return float(_alpha(coincidence, delta2)[0])
 
 
-def alpha_bootstrap(judgements: pd.DataFrame, units: Sequence[str], *, metric: str, n_boot: int, seed: int,
-                    ci: float = 0.95) -> tuple[float, float, float]:
+def alpha_bootstrap(
+    judgements: pd.DataFrame, units: Sequence[str], *, metric: str, n_boot: int, seed: int, ci: float = 0.95
+) -> tuple[float, float, float]:
     """(alpha, ci_low, ci_high) resampling units with replacement; nominal or interval metric.
 
     Each unit's coincidences are summed once; a replicate only reweights units, so the whole bootstrap is one
@@ -126,28 +131,38 @@ def _agreement(frame: pd.DataFrame, units: list[str], metric: Metric) -> dict[st
     frame = frame.drop_duplicates([*units, "annotator"], keep="last")
     per_unit = frame.groupby(units, dropna=False)["value"].transform("size")
     paired = frame[per_unit >= 2]
-    return {"alpha": krippendorff_alpha(paired, unit=units, value="value", metric=metric), "metric": metric,
-            "n_units": int(paired.groupby(units, dropna=False).ngroups) if len(paired) else 0,
-            "n_judgements": len(paired), "n_annotators": int(paired["annotator"].nunique())}
+    return {
+        "alpha": krippendorff_alpha(paired, unit=units, value="value", metric=metric),
+        "metric": metric,
+        "n_units": int(paired.groupby(units, dropna=False).ngroups) if len(paired) else 0,
+        "n_judgements": len(paired),
+        "n_annotators": int(paired["annotator"].nunique()),
+    }
 
 
-def rating_agreement(ratings: pd.DataFrame, *,
-                     unit: Sequence[str] = ("model", "eval_set", "dialog_id", "turn_index"),
-                     metric: Metric = "interval") -> dict[str, float | int | str]:
+def rating_agreement(
+    ratings: pd.DataFrame,
+    *,
+    unit: Sequence[str] = ("model", "eval_set", "dialog_id", "turn_index"),
+    metric: Metric = "interval",
+) -> dict[str, float | int | str]:
     """Alpha over 1-5 scores of answers judged by >= 2 annotators (interval metric by default)."""
     units = [c for c in unit if c in ratings.columns]
     frame = ratings.dropna(subset=["score"]).rename(columns={"score": "value"})
     return _agreement(frame[[*units, "annotator", "value"]], units, metric)
 
 
-def vote_agreement(votes: pd.DataFrame, *, unit: Sequence[str] = ("round", "item"),
-                   both_bad: Literal["keep", "tie"] = "keep") -> dict[str, float | int | str]:
+def vote_agreement(
+    votes: pd.DataFrame, *, unit: Sequence[str] = ("round", "item"), both_bad: Literal["keep", "tie"] = "keep"
+) -> dict[str, float | int | str]:
     """Nominal alpha over blind votes on items judged by >= 2 annotators."""
     units = [c for c in unit if c in votes.columns]
     # The chosen model's name, not "model_a"/"left", so annotators who saw the pair swapped still agree.
-    value = np.select([votes["winner"] == "model_a", votes["winner"] == "model_b"],
-                      [votes["model_a"].astype(str), votes["model_b"].astype(str)],
-                      votes["winner"].astype(str))
+    value = np.select(
+        [votes["winner"] == "model_a", votes["winner"] == "model_b"],
+        [votes["model_a"].astype(str), votes["model_b"].astype(str)],
+        votes["winner"].astype(str),
+    )
     if both_bad == "tie":
         value = np.where(value == "both_bad", "tie", value)
     frame = votes[[*units, "annotator"]].assign(value=value)
@@ -155,6 +170,7 @@ def vote_agreement(votes: pd.DataFrame, *, unit: Sequence[str] = ("round", "item
 
 
 # -------------------------------------------------------------------------------------- position bias
+
 
 def wilson_interval(successes: int, trials: int, ci: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion (sensible near 0 and 1, unlike the normal one)."""
@@ -171,8 +187,7 @@ def _left_won(votes: pd.DataFrame) -> pd.Series:
     """True/False for decisive votes (the left-shown model won or not); NaN for ties and 'both bad'."""
     winner_model = np.where(votes["winner"] == "model_a", votes["model_a"], votes["model_b"])
     decisive = votes["winner"].isin(["model_a", "model_b"])
-    return pd.Series(np.where(decisive, (winner_model == votes["left_model"]).astype(float), np.nan),
-                     index=votes.index)
+    return pd.Series(np.where(decisive, (winner_model == votes["left_model"]).astype(float), np.nan), index=votes.index)
 
 
 def position_bias(votes: pd.DataFrame, by: Sequence[str] = (), *, ci: float = 0.95) -> pd.DataFrame:
@@ -185,24 +200,37 @@ def position_bias(votes: pd.DataFrame, by: Sequence[str] = (), *, ci: float = 0.
         key = key if isinstance(key, tuple) else (key,)
         left = g["_left"].dropna()
         lo, hi = wilson_interval(int(left.sum()), len(left), ci)
-        rows.append({**dict(zip(by, key)), "n_votes": len(g), "n_decisive": len(left), "left_wins": int(left.sum()),
-                     "left_share": left.mean() if len(left) else math.nan, "ci_low": lo, "ci_high": hi})
+        rows.append(
+            {
+                **dict(zip(by, key)),
+                "n_votes": len(g),
+                "n_decisive": len(left),
+                "left_wins": int(left.sum()),
+                "left_share": left.mean() if len(left) else math.nan,
+                "ci_low": lo,
+                "ci_high": hi,
+            }
+        )
     return pd.DataFrame(rows, columns=[*by, "n_votes", "n_decisive", "left_wins", "left_share", "ci_low", "ci_high"])
 
 
 # ------------------------------------------------------------------------------------ annotator counts
 
+
 def annotator_summary(votes: pd.DataFrame, ratings: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per annotator: votes by outcome, left share of decisive votes, and (if given) rating count and mean."""
     frame = votes.assign(_left=_left_won(votes))
-    out = frame.groupby("annotator").agg(n_votes=("winner", "size"),
-                                         decisive=("_left", "count"),
-                                         ties=("winner", lambda w: int((w == "tie").sum())),
-                                         both_bad=("winner", lambda w: int((w == "both_bad").sum())),
-                                         left_share=("_left", "mean"))
+    out = frame.groupby("annotator").agg(
+        n_votes=("winner", "size"),
+        decisive=("_left", "count"),
+        ties=("winner", lambda w: int((w == "tie").sum())),
+        both_bad=("winner", lambda w: int((w == "both_bad").sum())),
+        left_share=("_left", "mean"),
+    )
     if ratings is not None:
         rated = ratings.dropna(subset=["score"]).groupby("annotator")["score"].agg(n_ratings="size", mean_score="mean")
         out = out.join(rated, how="outer")
         out[["n_votes", "decisive", "ties", "both_bad", "n_ratings"]] = (
-            out[["n_votes", "decisive", "ties", "both_bad", "n_ratings"]].fillna(0).astype(int))
+            out[["n_votes", "decisive", "ties", "both_bad", "n_ratings"]].fillna(0).astype(int)
+        )
     return out.reset_index().sort_values("annotator").reset_index(drop=True)

@@ -19,6 +19,7 @@ _NAT_TO_ELO = ELO_SCALE / math.log(10.0)
 
 # --------------------------------------------------------------------------------- pairwise: preparation
 
+
 def _outcomes(votes: pd.DataFrame, both_bad: BothBad) -> pd.DataFrame:
     """Votes as (model_a, model_b, score_a) with ties worth half a win each way."""
     unknown = set(votes["winner"].unique()) - set(WINNERS)
@@ -32,9 +33,13 @@ def _outcomes(votes: pd.DataFrame, both_bad: BothBad) -> pd.DataFrame:
     # A model against itself says nothing about the ranking.
     df = df[df["model_a"] != df["model_b"]]
     score = df["winner"].map({"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "both_bad": 0.5})
-    return pd.DataFrame({"model_a": df["model_a"].astype(str).to_numpy(),
-                         "model_b": df["model_b"].astype(str).to_numpy(),
-                         "score_a": score.to_numpy(dtype=float)})
+    return pd.DataFrame(
+        {
+            "model_a": df["model_a"].astype(str).to_numpy(),
+            "model_b": df["model_b"].astype(str).to_numpy(),
+            "score_a": score.to_numpy(dtype=float),
+        }
+    )
 
 
 def _cells(out: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
@@ -63,6 +68,7 @@ def _win_matrices(cells: pd.DataFrame, counts: np.ndarray, n: int) -> np.ndarray
 
 # -------------------------------------------------------------------------------- pairwise: Bradley-Terry
 
+
 def _fit_bt(w: np.ndarray, l2: float, max_iter: int = 100, tol: float = 1e-10) -> np.ndarray:
     """Penalised BT log-strengths (natural units) by batched Newton steps, one fit per win matrix in ``w``."""
     if l2 <= 0:
@@ -87,8 +93,9 @@ def _fit_bt(w: np.ndarray, l2: float, max_iter: int = 100, tol: float = 1e-10) -
     return theta
 
 
-def _to_scale(theta: np.ndarray, present: np.ndarray, models: list[str], anchor_model: str | None,
-              anchor_value: float) -> np.ndarray:
+def _to_scale(
+    theta: np.ndarray, present: np.ndarray, models: list[str], anchor_model: str | None, anchor_value: float
+) -> np.ndarray:
     """Natural log-strengths -> 400-point scale, anchored at one model or with the mean at ``anchor_value``."""
     r = np.where(present, theta * _NAT_TO_ELO, np.nan)
     if anchor_model is not None:
@@ -99,15 +106,16 @@ def _to_scale(theta: np.ndarray, present: np.ndarray, models: list[str], anchor_
     return r - np.nanmean(r, axis=1, keepdims=True) + anchor_value
 
 
-def _ratings_from_counts(models: list[str], cells: pd.DataFrame, counts: np.ndarray, l2: float,
-                         anchor_model: str | None, anchor_value: float) -> np.ndarray:
+def _ratings_from_counts(
+    models: list[str], cells: pd.DataFrame, counts: np.ndarray, l2: float, anchor_model: str | None, anchor_value: float
+) -> np.ndarray:
     """Scaled ratings (B, models) for each row of per-cell counts (B, cells), fitted in memory-bounded chunks."""
     n = len(models)
     if n == 0:  # no votes yet is a normal state for a new round, not an error
         return np.empty((len(counts), 0))
     parts, start = [], 0
     for size in chunks(len(counts), n * n):
-        w = _win_matrices(cells, counts[start:start + size], n)
+        w = _win_matrices(cells, counts[start : start + size], n)
         start += size
         present = (w + w.transpose(0, 2, 1)).sum(axis=2) > 0
         parts.append(_to_scale(_fit_bt(w, l2), present, models, anchor_model, anchor_value))
@@ -124,8 +132,14 @@ def _bootstrap_counts(cells: pd.DataFrame, n_boot: int, seed: int) -> np.ndarray
     return rng.multinomial(int(counts.sum()), counts / counts.sum(), size=n_boot).astype(float)
 
 
-def bradley_terry(votes: pd.DataFrame, *, both_bad: BothBad = "tie", anchor_model: str | None = None,
-                  anchor_value: float = 1000.0, l2: float = 1e-3) -> dict[str, float]:
+def bradley_terry(
+    votes: pd.DataFrame,
+    *,
+    both_bad: BothBad = "tie",
+    anchor_model: str | None = None,
+    anchor_value: float = 1000.0,
+    l2: float = 1e-3,
+) -> dict[str, float]:
     """Bradley-Terry maximum-likelihood ratings on the 400-point scale (ties = half a win each way).
 
     ``l2`` is a tiny penalty on the natural-log strengths that keeps ratings finite when a model wins or
@@ -137,8 +151,16 @@ def bradley_terry(votes: pd.DataFrame, *, both_bad: BothBad = "tie", anchor_mode
     return dict(zip(models, ratings.tolist()))
 
 
-def bt_bootstrap(votes: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0, both_bad: BothBad = "tie",
-                 anchor_model: str | None = None, anchor_value: float = 1000.0, l2: float = 1e-3) -> pd.DataFrame:
+def bt_bootstrap(
+    votes: pd.DataFrame,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    both_bad: BothBad = "tie",
+    anchor_model: str | None = None,
+    anchor_value: float = 1000.0,
+    l2: float = 1e-3,
+) -> pd.DataFrame:
     """Bootstrap BT ratings (rows: replicates, columns: models) resampling votes; NaN where a model drew none."""
     models, cells = _cells(_outcomes(votes, both_bad))
     draws = _bootstrap_counts(cells, n_boot, seed)
@@ -154,37 +176,64 @@ def _online_elo(out: pd.DataFrame, k: float, init: float) -> dict[str, float]:
     return rating
 
 
-def online_elo(votes: pd.DataFrame, *, k: float = 4.0, init: float = 1000.0,
-               both_bad: BothBad = "tie") -> dict[str, float]:
+def online_elo(
+    votes: pd.DataFrame, *, k: float = 4.0, init: float = 1000.0, both_bad: BothBad = "tie"
+) -> dict[str, float]:
     """Sequential Elo in the votes' row order: ORDER-DEPENDENT, shown only for comparison with BT."""
     return _online_elo(_outcomes(votes, both_bad), k, init)
 
 
 def _record(out: pd.DataFrame) -> pd.DataFrame:
     """Per model: battles, wins, ties, losses (ties include 'both bad' when it counts as a tie)."""
-    both = pd.concat([pd.DataFrame({"model": out["model_a"], "s": out["score_a"]}),
-                      pd.DataFrame({"model": out["model_b"], "s": 1.0 - out["score_a"]})])
+    both = pd.concat(
+        [
+            pd.DataFrame({"model": out["model_a"], "s": out["score_a"]}),
+            pd.DataFrame({"model": out["model_b"], "s": 1.0 - out["score_a"]}),
+        ]
+    )
     both = both.assign(win=both["s"] == 1.0, tie=both["s"] == 0.5, loss=both["s"] == 0.0)
-    return both.groupby("model").agg(n_battles=("s", "size"), wins=("win", "sum"), ties=("tie", "sum"),
-                                     losses=("loss", "sum"), win_rate=("s", "mean"))
+    return both.groupby("model").agg(
+        n_battles=("s", "size"),
+        wins=("win", "sum"),
+        ties=("tie", "sum"),
+        losses=("loss", "sum"),
+        win_rate=("s", "mean"),
+    )
 
 
-def pairwise_leaderboard(votes: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0, ci: float = 0.95,
-                         both_bad: BothBad = "tie", anchor_model: str | None = None, anchor_value: float = 1000.0,
-                         l2: float = 1e-3, elo_k: float = 4.0) -> pd.DataFrame:
+def pairwise_leaderboard(
+    votes: pd.DataFrame,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    ci: float = 0.95,
+    both_bad: BothBad = "tie",
+    anchor_model: str | None = None,
+    anchor_value: float = 1000.0,
+    l2: float = 1e-3,
+    elo_k: float = 4.0,
+) -> pd.DataFrame:
     """BT rating with bootstrap CI and CI-overlap rank per model, W/T/L record and order-dependent online Elo.
 
     Columns: model, rating, ci_low, ci_high, rank, n_battles, wins, ties, losses, win_rate, online_elo.
     """
     out = _outcomes(votes, both_bad)
     models, cells = _cells(out)
-    point = _ratings_from_counts(models, cells, cells["count"].to_numpy(dtype=float)[None, :], l2,
-                                 anchor_model, anchor_value)[0]
-    table = pd.DataFrame({"model": pd.Series(models, dtype=object), "rating": pd.Series(point, dtype=float),
-                          "ci_low": math.nan, "ci_high": math.nan})
+    point = _ratings_from_counts(
+        models, cells, cells["count"].to_numpy(dtype=float)[None, :], l2, anchor_model, anchor_value
+    )[0]
+    table = pd.DataFrame(
+        {
+            "model": pd.Series(models, dtype=object),
+            "rating": pd.Series(point, dtype=float),
+            "ci_low": math.nan,
+            "ci_high": math.nan,
+        }
+    )
     if n_boot > 0:
-        boot = _ratings_from_counts(models, cells, _bootstrap_counts(cells, n_boot, seed), l2, anchor_model,
-                                    anchor_value)
+        boot = _ratings_from_counts(
+            models, cells, _bootstrap_counts(cells, n_boot, seed), l2, anchor_model, anchor_value
+        )
         table["ci_low"], table["ci_high"] = percentile_ci(boot, ci)  # skips replicates where a model drew no votes
     table["rank"] = ci_rank(table["ci_low"], table["ci_high"])
     table = table.join(_record(out), on="model")
@@ -194,6 +243,7 @@ def pairwise_leaderboard(votes: pd.DataFrame, *, n_boot: int = 1000, seed: int =
 
 # ------------------------------------------------------------------------------------------- matrices
 
+
 def _matrix_frame(values: np.ndarray, models: list[str], order: Iterable[str] | None) -> pd.DataFrame:
     frame = pd.DataFrame(values, index=pd.Index(models, name="model"), columns=pd.Index(models, name="opponent"))
     if order is not None:
@@ -202,16 +252,18 @@ def _matrix_frame(values: np.ndarray, models: list[str], order: Iterable[str] | 
     return frame
 
 
-def battle_count_matrix(votes: pd.DataFrame, *, both_bad: BothBad = "tie",
-                        order: Iterable[str] | None = None) -> pd.DataFrame:
+def battle_count_matrix(
+    votes: pd.DataFrame, *, both_bad: BothBad = "tie", order: Iterable[str] | None = None
+) -> pd.DataFrame:
     """Symmetric matrix of battles per model pair (ties included); rows and columns in ``order`` if given."""
     models, cells = _cells(_outcomes(votes, both_bad))
     w = _win_matrices(cells, cells["count"].to_numpy(dtype=float)[None, :], len(models))[0]
     return _matrix_frame((w + w.T).astype(int), models, order)
 
 
-def win_rate_matrix(votes: pd.DataFrame, *, both_bad: BothBad = "tie",
-                    order: Iterable[str] | None = None) -> pd.DataFrame:
+def win_rate_matrix(
+    votes: pd.DataFrame, *, both_bad: BothBad = "tie", order: Iterable[str] | None = None
+) -> pd.DataFrame:
     """Share of battles the row model won against the column model (ties half); NaN where they never met."""
     models, cells = _cells(_outcomes(votes, both_bad))
     w = _win_matrices(cells, cells["count"].to_numpy(dtype=float)[None, :], len(models))[0]

@@ -19,8 +19,9 @@ def _as_float(series: pd.Series) -> np.ndarray:
         return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
 
 
-def _ratio_bootstrap(num: np.ndarray, den: np.ndarray, clusters: np.ndarray, n_boot: int,
-                     rng: np.random.Generator, ci: float) -> tuple[float, float, float]:
+def _ratio_bootstrap(
+    num: np.ndarray, den: np.ndarray, clusters: np.ndarray, n_boot: int, rng: np.random.Generator, ci: float
+) -> tuple[float, float, float]:
     """Estimate sum(num)/sum(den) and a percentile CI, resampling whole clusters with replacement."""
     sums = np.bincount(clusters, weights=num)
     dens = np.bincount(clusters, weights=den)
@@ -49,17 +50,26 @@ def _rank_within(out: pd.DataFrame, groups: list[str], value: str) -> pd.DataFra
     if out.empty:
         out["rank"] = pd.Series(dtype=int)
         return out
-    parts = [g.assign(rank=ci_rank(g["ci_low"], g["ci_high"]))
-             for _, g in (out.groupby(groups, sort=True, dropna=False) if groups else [(None, out)])]
+    parts = [
+        g.assign(rank=ci_rank(g["ci_low"], g["ci_high"]))
+        for _, g in (out.groupby(groups, sort=True, dropna=False) if groups else [(None, out)])
+    ]
     out = pd.concat(parts)
     return out.sort_values([*groups, value], ascending=[True] * len(groups) + [False]).reset_index(drop=True)
 
 
 # ------------------------------------------------------------------------------------------ mean scores
 
-def score_leaderboard(ratings: pd.DataFrame, by: Sequence[str] = ("model",), *,
-                      cluster: Sequence[str] | None = ("eval_set", "dialog_id"), n_boot: int = 1000,
-                      seed: int = 0, ci: float = 0.95) -> pd.DataFrame:
+
+def score_leaderboard(
+    ratings: pd.DataFrame,
+    by: Sequence[str] = ("model",),
+    *,
+    cluster: Sequence[str] | None = ("eval_set", "dialog_id"),
+    n_boot: int = 1000,
+    seed: int = 0,
+    ci: float = 0.95,
+) -> pd.DataFrame:
     """Mean 1-5 score per ``by`` group with a dialog-clustered bootstrap CI and a CI-overlap rank."""
     by = list(by)
     columns = [*by, "mean", "ci_low", "ci_high", "n", "n_dialogs", "n_annotators", "rank"]
@@ -71,26 +81,40 @@ def score_leaderboard(ratings: pd.DataFrame, by: Sequence[str] = ("model",), *,
         score = g["score"].to_numpy(dtype=float)
         # Turns of one dialog are correlated, so the dialog (not the turn) is the resampling unit.
         mean, lo, hi = _ratio_bootstrap(score, np.ones_like(score), codes, n_boot, group_rng(seed, key), ci)
-        rows.append({**dict(zip(by, key)), "mean": mean, "ci_low": lo, "ci_high": hi, "n": len(g),
-                     "n_dialogs": int(codes.max()) + 1,
-                     "n_annotators": g["annotator"].nunique() if "annotator" in g else math.nan})
+        rows.append(
+            {
+                **dict(zip(by, key)),
+                "mean": mean,
+                "ci_low": lo,
+                "ci_high": hi,
+                "n": len(g),
+                "n_dialogs": int(codes.max()) + 1,
+                "n_annotators": g["annotator"].nunique() if "annotator" in g else math.nan,
+            }
+        )
     out = pd.DataFrame(rows, columns=columns[:-1])
     return _rank_within(out, [c for c in by if c != "model"], "mean")[columns]
 
 
 # ------------------------------------------------------------------------------------ automatic metrics
 
+
 def _metric_parts(gen: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(numerator, denominator) per row for each metric; the aggregate is sum(num) / sum(den)."""
+
     def col(name: str) -> np.ndarray:
         return _as_float(gen[name]) if name in gen.columns else np.full(len(gen), np.nan)
 
     ones = np.ones(len(gen))
-    parts = {name: (col(name), ones) for name in
-             ("similarity", "tool_name_match", "tool_args_match", "repetition", "repeats_earlier_turn")}
+    parts = {
+        name: (col(name), ones)
+        for name in ("similarity", "tool_name_match", "tool_args_match", "repetition", "repeats_earlier_turn")
+    }
     if "text" in gen.columns:
-        parts["answer_chars"] = (gen["text"].map(lambda t: len(t) if isinstance(t, str) else np.nan)
-                                 .to_numpy(dtype=float), ones)
+        parts["answer_chars"] = (
+            gen["text"].map(lambda t: len(t) if isinstance(t, str) else np.nan).to_numpy(dtype=float),
+            ones,
+        )
     tokens, total_ms, tps = col("tokens"), col("total_ms"), col("tokens_per_s")
     parts["tokens"] = (tokens, ones)
     parts["ttft_ms"] = (col("ttft_ms"), ones)
@@ -105,9 +129,15 @@ def _metric_parts(gen: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]
     return parts
 
 
-def metric_summary(generations: pd.DataFrame, by: Sequence[str] = ("model",), *,
-                   cluster: Sequence[str] | None = ("eval_set", "dialog_id"), n_boot: int = 1000,
-                   seed: int = 0, ci: float = 0.95) -> pd.DataFrame:
+def metric_summary(
+    generations: pd.DataFrame,
+    by: Sequence[str] = ("model",),
+    *,
+    cluster: Sequence[str] | None = ("eval_set", "dialog_id"),
+    n_boot: int = 1000,
+    seed: int = 0,
+    ci: float = 0.95,
+) -> pd.DataFrame:
     """Automatic metrics per group (long format: one row per group x metric) with clustered bootstrap CIs."""
     by = list(by)
     columns = [*by, "metric", "value", "ci_low", "ci_high", "n", "n_dialogs"]
@@ -121,6 +151,15 @@ def metric_summary(generations: pd.DataFrame, by: Sequence[str] = ("model",), *,
                 continue  # e.g. tool-call match for a group with no tool turns
             _, used = np.unique(codes[ok], return_inverse=True)
             value, lo, hi = _ratio_bootstrap(num[ok], den[ok], used, n_boot, group_rng(seed, (*key, metric)), ci)
-            rows.append({**dict(zip(by, key)), "metric": metric, "value": value, "ci_low": lo, "ci_high": hi,
-                         "n": int(ok.sum()), "n_dialogs": int(used.max()) + 1})
+            rows.append(
+                {
+                    **dict(zip(by, key)),
+                    "metric": metric,
+                    "value": value,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "n": int(ok.sum()),
+                    "n_dialogs": int(used.max()) + 1,
+                }
+            )
     return pd.DataFrame(rows, columns=columns)

@@ -180,8 +180,10 @@ def _rating_rows(items: Iterable[RatingInput | tuple[int, int, Sequence[str], st
     generation_ids = [row.generation_id for row in checked]
     if len(set(generation_ids)) != len(generation_ids):
         raise ValueError(f"a generation appears twice in one submission: {generation_ids}")
-    return [row._replace(criteria=[storable_text(c) for c in row.criteria], comment=storable_text(row.comment))
-            for row in checked]
+    return [
+        row._replace(criteria=[storable_text(c) for c in row.criteria], comment=storable_text(row.comment))
+        for row in checked
+    ]
 
 
 def stable_hash(value: Any) -> str:
@@ -236,9 +238,7 @@ class Store:
         self._write_turn: threading.RLock | None = threading.RLock() if engine.dialect.name == "sqlite" else None
 
     @classmethod
-    def open(
-        cls, url_or_path: str | os.PathLike[str] | sa.URL = DEFAULT_URL, *, upgrade: bool = True
-    ) -> Store:
+    def open(cls, url_or_path: str | os.PathLike[str] | sa.URL = DEFAULT_URL, *, upgrade: bool = True) -> Store:
         """Open a store by SQLAlchemy URL or SQLite file path, migrating it to the newest schema.
 
         Raises StoreError for a file that is not a database and for a database at a schema revision this
@@ -262,9 +262,11 @@ class Store:
         except sa.exc.DatabaseError as exc:  # SQLite: "file is not a database"; PostgreSQL: cannot connect
             raise StoreError(f"{shown}: cannot open the database: {str(exc.orig).strip()}") from None
         if revision is not None and revision not in migrate.revisions():
-            raise StoreError(f"{shown}: the database is at schema revision {revision}, which this arena does not "
-                             f"know (its newest is {migrate.head()}): it was written by a newer arena; "
-                             "use that version (a downgrade is not possible from here)")
+            raise StoreError(
+                f"{shown}: the database is at schema revision {revision}, which this arena does not "
+                f"know (its newest is {migrate.head()}): it was written by a newer arena; "
+                "use that version (a downgrade is not possible from here)"
+            )
 
     @property
     def url(self) -> str:
@@ -367,8 +369,11 @@ class Store:
         password_hash = hash_password(password)
         with self._tx() as s:
             annotator_id = self._annotator_id(s, name)
-            s.execute(sa.update(Annotator).where(Annotator.id == annotator_id)
-                      .values(password_hash=password_hash, failed_logins=0, locked_until=None))
+            s.execute(
+                sa.update(Annotator)
+                .where(Annotator.id == annotator_id)
+                .values(password_hash=password_hash, failed_logins=0, locked_until=None)
+            )
             s.execute(sa.delete(LoginSession).where(LoginSession.annotator_id == annotator_id))
 
     def set_disabled(self, name: str, disabled: bool) -> None:
@@ -385,7 +390,9 @@ class Store:
     def verify_password(self, name: str, password: str) -> bool:
         """Whether ``name`` is an enabled account and ``password`` is theirs (no throttling: see login)."""
         with self._reads() as s:
-            row = s.execute(sa.select(Annotator.password_hash, Annotator.disabled).where(Annotator.name == name)).first()
+            row = s.execute(
+                sa.select(Annotator.password_hash, Annotator.disabled).where(Annotator.name == name)
+            ).first()
         ok = check_password(password, row.password_hash if row else _DUMMY_HASH)
         return ok and row is not None and not row.disabled
 
@@ -393,8 +400,9 @@ class Store:
         """Check a password under the account's throttle: from LOGIN_FAILURE_LIMIT wrong ones in a row on,
         the account is locked for a doubling time, and attempts while it is locked are refused unchecked."""
         now = now or utcnow()
-        stmt = sa.select(Annotator.id, Annotator.password_hash, Annotator.disabled, Annotator.failed_logins,
-                         Annotator.locked_until).where(Annotator.name == name)
+        stmt = sa.select(
+            Annotator.id, Annotator.password_hash, Annotator.disabled, Annotator.failed_logins, Annotator.locked_until
+        ).where(Annotator.name == name)
         with self._reads() as s:  # a refusal costs one read, not a write: no lock for a guesser to hog
             row = s.execute(stmt).first()
         if row is None:
@@ -413,8 +421,11 @@ class Store:
             lock_s = 0.0
             if failures >= LOGIN_FAILURE_LIMIT:
                 lock_s = min(LOGIN_LOCK_MAX_S, LOGIN_LOCK_BASE_S * 2 ** min(failures - LOGIN_FAILURE_LIMIT, 16))
-            s.execute(sa.update(Annotator).where(Annotator.id == row.id).values(
-                failed_logins=failures, locked_until=now + dt.timedelta(seconds=lock_s) if lock_s else None))
+            s.execute(
+                sa.update(Annotator)
+                .where(Annotator.id == row.id)
+                .values(failed_logins=failures, locked_until=now + dt.timedelta(seconds=lock_s) if lock_s else None)
+            )
         if not check_password(password, row.password_hash):  # outside the transaction: ~70 ms
             return LoginResult(False, "wrong", lock_s, lock_s > 0, failures)
         with self._tx() as s:
@@ -429,16 +440,21 @@ class Store:
             annotator_id = self._annotator_id(s, name)
             if purge_idle is not None:  # logins are rare: a good time to drop sessions nobody will resume
                 s.execute(sa.delete(LoginSession).where(LoginSession.last_seen_at < now - purge_idle))
-            s.execute(sa.insert(LoginSession).values(token_hash=_token_hash(token), annotator_id=annotator_id,
-                                                     created_at=now, last_seen_at=now))
+            s.execute(
+                sa.insert(LoginSession).values(
+                    token_hash=_token_hash(token), annotator_id=annotator_id, created_at=now, last_seen_at=now
+                )
+            )
         return token
 
     def session_user(self, token: str, *, idle: dt.timedelta, now: dt.datetime | None = None) -> str | None:
         """The account name of a session token; None if unknown, idle longer than ``idle`` or disabled."""
         now = now or utcnow()
-        stmt = (sa.select(LoginSession.id, LoginSession.last_seen_at, Annotator.name, Annotator.disabled)
-                .join(Annotator, Annotator.id == LoginSession.annotator_id)
-                .where(LoginSession.token_hash == _token_hash(token)))
+        stmt = (
+            sa.select(LoginSession.id, LoginSession.last_seen_at, Annotator.name, Annotator.disabled)
+            .join(Annotator, Annotator.id == LoginSession.annotator_id)
+            .where(LoginSession.token_hash == _token_hash(token))
+        )
         with self._reads() as s:
             row = s.execute(stmt).first()
         if row is None or row.disabled:
@@ -585,8 +601,13 @@ class Store:
         with self._tx() as s:
             # FOR UPDATE (PostgreSQL): a rating being inserted holds a key-share lock on the row it
             # rates, so it either commits before this check sees it or waits until this write is done.
-            latest = s.execute(sa.select(Generation.id, Generation.revision, Generation.error).filter_by(**key)
-                               .order_by(Generation.revision.desc()).limit(1).with_for_update()).first()
+            latest = s.execute(
+                sa.select(Generation.id, Generation.revision, Generation.error)
+                .filter_by(**key)
+                .order_by(Generation.revision.desc())
+                .limit(1)
+                .with_for_update()
+            ).first()
             revision = 0
             if latest is not None:
                 if keep_success and latest.error is None:
@@ -604,8 +625,9 @@ class Store:
     def _judged(session: Session, generation_id: int) -> bool:
         """Whether any rating or vote points at the generation."""
         rated = sa.select(Rating.id).where(Rating.generation_id == generation_id)
-        voted = sa.select(Vote.id).where(sa.or_(Vote.generation_a_id == generation_id,
-                                                Vote.generation_b_id == generation_id))
+        voted = sa.select(Vote.id).where(
+            sa.or_(Vote.generation_a_id == generation_id, Vote.generation_b_id == generation_id)
+        )
         return session.scalar(sa.select(sa.or_(sa.exists(rated), sa.exists(voted)))) or False
 
     def set_generation_metrics(
@@ -651,8 +673,9 @@ class Store:
 
     @staticmethod
     def _check_generations(session: Session, generation_ids: Sequence[int]) -> None:
-        known = dict(session.execute(
-            sa.select(Generation.id, Generation.error).where(Generation.id.in_(generation_ids))).all())
+        known = dict(
+            session.execute(sa.select(Generation.id, Generation.error).where(Generation.id.in_(generation_ids))).all()
+        )
         if missing := set(generation_ids) - set(known):
             raise NotFound(f"no generation(s) {sorted(missing)}")
         # A failed answer is excluded from rating and voting: there is nothing to judge.
@@ -672,13 +695,26 @@ class Store:
                 "updated_at": now,
             }
             key = {"generation_id": row.generation_id, "annotator_id": annotator_id}
-            old = s.execute(sa.select(Rating.id, Rating.score, Rating.criteria, Rating.comment, Rating.updated_at)
-                            .filter_by(**key).with_for_update()).first()
-            if old is not None and (old.score, list(old.criteria), old.comment) != (row.score, update["criteria"],
-                                                                                   row.comment):
-                s.execute(sa.insert(RatingRevision).values(rating_id=old.id, score=old.score, criteria=old.criteria,
-                                                           comment=old.comment, rated_at=old.updated_at,
-                                                           replaced_at=now))
+            old = s.execute(
+                sa.select(Rating.id, Rating.score, Rating.criteria, Rating.comment, Rating.updated_at)
+                .filter_by(**key)
+                .with_for_update()
+            ).first()
+            if old is not None and (old.score, list(old.criteria), old.comment) != (
+                row.score,
+                update["criteria"],
+                row.comment,
+            ):
+                s.execute(
+                    sa.insert(RatingRevision).values(
+                        rating_id=old.id,
+                        score=old.score,
+                        criteria=old.criteria,
+                        comment=old.comment,
+                        rated_at=old.updated_at,
+                        replaced_at=now,
+                    )
+                )
             stmt = (
                 self._insert(Rating)
                 .values(**key, created_at=now, **update)
@@ -691,8 +727,11 @@ class Store:
     def rating_history(self, rating_id: int) -> list[RatingRevision]:
         """Earlier versions of a rating, oldest first (detached)."""
         with self._reads() as s:
-            return list(s.scalars(sa.select(RatingRevision).where(RatingRevision.rating_id == rating_id)
-                                  .order_by(RatingRevision.id)))
+            return list(
+                s.scalars(
+                    sa.select(RatingRevision).where(RatingRevision.rating_id == rating_id).order_by(RatingRevision.id)
+                )
+            )
 
     # -- rounds and votes -------------------------------------------------------------------------
 
@@ -700,8 +739,14 @@ class Store:
         """Create a round in ``draft``; raises AlreadyExists if the name is taken."""
         stmt = (
             self._insert(Round)
-            .values(name=name, config=dict(config), seed=seed, secret=secrets.token_hex(16), status="draft",
-                    created_at=utcnow())
+            .values(
+                name=name,
+                config=dict(config),
+                seed=seed,
+                secret=secrets.token_hex(16),
+                status="draft",
+                created_at=utcnow(),
+            )
             .on_conflict_do_nothing(index_elements=["name"])
             .returning(Round.id)
         )
@@ -711,9 +756,7 @@ class Store:
             raise AlreadyExists(f"round {name!r} already exists")
         return round_id
 
-    def update_round_config(
-        self, round_: int | str, config: dict[str, Any], *, seed: int | None = None
-    ) -> None:
+    def update_round_config(self, round_: int | str, config: dict[str, Any], *, seed: int | None = None) -> None:
         """Replace a draft round's config (and seed); raises RoundLocked once it has started."""
         with self._tx() as s:
             found = self._round(s, round_)
@@ -771,25 +814,50 @@ class Store:
             stmt = (
                 sa.select(Generation.dialog_id, Generation.turn_index)
                 .join(Rating, Rating.generation_id == Generation.id)
-                .where(Rating.annotator_id == annotator_id, Generation.eval_set == eval_set,
-                       Generation.context.startswith(context_prefix))
+                .where(
+                    Rating.annotator_id == annotator_id,
+                    Generation.eval_set == eval_set,
+                    Generation.context.startswith(context_prefix),
+                )
                 .distinct()
             )
             return {(d, t) for d, t in s.execute(stmt).all()}
 
-    def rated_answers(self, annotator: int | str, *, eval_set: str, dialog_id: str, turn_index: int,
-                      context: str) -> list[RatedAnswer]:
+    def rated_answers(
+        self, annotator: int | str, *, eval_set: str, dialog_id: str, turn_index: int, context: str
+    ) -> list[RatedAnswer]:
         """The answers to one turn (in one context) that this annotator rated in their latest submission
         there, with their rating, in the order the sides were shown; empty if they never rated it."""
         g, r = Generation, Rating
         column = Annotator.id if isinstance(annotator, int) else Annotator.name
         stmt = (
-            sa.select(Model.name, g.id, g.text, g.tool_calls, g.error, g.ttft_ms, g.total_ms, g.tokens, g.tokens_per_s,
-                      r.id, r.score, r.criteria, r.comment, r.created_at, r.updated_at)
-            .join(r, r.generation_id == g.id).join(Model, Model.id == g.model_id)
+            sa.select(
+                Model.name,
+                g.id,
+                g.text,
+                g.tool_calls,
+                g.error,
+                g.ttft_ms,
+                g.total_ms,
+                g.tokens,
+                g.tokens_per_s,
+                r.id,
+                r.score,
+                r.criteria,
+                r.comment,
+                r.created_at,
+                r.updated_at,
+            )
+            .join(r, r.generation_id == g.id)
+            .join(Model, Model.id == g.model_id)
             .join(Annotator, Annotator.id == r.annotator_id)
-            .where(column == annotator, g.eval_set == eval_set, g.dialog_id == dialog_id,
-                   g.turn_index == turn_index, g.context == context)
+            .where(
+                column == annotator,
+                g.eval_set == eval_set,
+                g.dialog_id == dialog_id,
+                g.turn_index == turn_index,
+                g.context == context,
+            )
             .order_by(r.id)
         )
         with self._reads() as s:
@@ -830,12 +898,19 @@ class Store:
             mine = sa.and_(Vote.round_id == round_id, Vote.item_key == item_key, Vote.annotator_id == annotator_id)
             if s.scalar(sa.select(Vote.id).where(mine)) is not None:
                 return False  # the first vote stands, and so do the ratings given with it
-            if s.scalar(sa.select(Skip.id).where(Skip.round_id == round_id, Skip.item_key == item_key,
-                                                 Skip.annotator_id == annotator_id)) is not None:
+            if (
+                s.scalar(
+                    sa.select(Skip.id).where(
+                        Skip.round_id == round_id, Skip.item_key == item_key, Skip.annotator_id == annotator_id
+                    )
+                )
+                is not None
+            ):
                 raise ItemClosed(f"annotator {annotator!r} skipped item {item_key!r}", "skipped")
             quota = (found.config or {}).get("judgements")
-            votes = s.scalar(sa.select(sa.func.count()).select_from(Vote)
-                             .where(Vote.round_id == round_id, Vote.item_key == item_key))
+            votes = s.scalar(
+                sa.select(sa.func.count()).select_from(Vote).where(Vote.round_id == round_id, Vote.item_key == item_key)
+            )
             if quota is not None and votes >= int(quota):
                 raise ItemClosed(f"item {item_key!r} already has its {quota} judgement(s)", "quota")
             stmt = (
@@ -866,8 +941,11 @@ class Store:
         Votes share the round's lock, so without this two annotators could both take an item's last
         judgement, or one annotator vote in one tab on the item they skipped in another.
         """
-        session.execute(sa.select(RoundItem.id).where(RoundItem.round_id == round_id, RoundItem.item_key == item_key)
-                        .with_for_update())
+        session.execute(
+            sa.select(RoundItem.id)
+            .where(RoundItem.round_id == round_id, RoundItem.item_key == item_key)
+            .with_for_update()
+        )
 
     def voted_items(self, round_id: int, annotator: int | str) -> set[str]:
         """Item keys of a round this annotator has already voted on (to skip them in the queue)."""
@@ -884,14 +962,22 @@ class Store:
                 raise RoundLocked(f"round {found.name!r} is {found.status}, not running")
             annotator_id = self._annotator_id(s, annotator)
             self._lock_item(s, round_id, item_key)
-            voted = s.scalar(sa.select(Vote.id).where(
-                Vote.round_id == round_id, Vote.item_key == item_key, Vote.annotator_id == annotator_id))
+            voted = s.scalar(
+                sa.select(Vote.id).where(
+                    Vote.round_id == round_id, Vote.item_key == item_key, Vote.annotator_id == annotator_id
+                )
+            )
             if voted is not None:
                 return False
             stmt = (
                 self._insert(Skip)
-                .values(round_id=round_id, item_key=item_key, annotator_id=annotator_id, reason=storable_text(reason),
-                        created_at=utcnow())
+                .values(
+                    round_id=round_id,
+                    item_key=item_key,
+                    annotator_id=annotator_id,
+                    reason=storable_text(reason),
+                    created_at=utcnow(),
+                )
                 .on_conflict_do_nothing(index_elements=["round_id", "item_key", "annotator_id"])
                 .returning(Skip.id)
             )
@@ -904,26 +990,41 @@ class Store:
         # and building hundreds of ORM instances cost 5x the query (8 ms vs 1.7 ms at 600 items).
         with self._reads() as s:
             round_id = self._round_id(s, round_)
-            return list(s.execute(sa.select(*RoundItem.__table__.c).where(RoundItem.round_id == round_id)
-                                  .order_by(RoundItem.ordinal)).all())
+            return list(
+                s.execute(
+                    sa.select(*RoundItem.__table__.c).where(RoundItem.round_id == round_id).order_by(RoundItem.ordinal)
+                ).all()
+            )
 
     def round_generations(self, round_id: int) -> list[RoundGeneration]:
         """Every stored answer of a round: coordinates, model and whether it failed (no text)."""
         g = Generation
-        stmt = (sa.select(g.id, g.eval_set, g.dialog_id, g.turn_index, g.model_id, g.error)
-                .where(g.round_id == round_id).order_by(g.id))
+        stmt = (
+            sa.select(g.id, g.eval_set, g.dialog_id, g.turn_index, g.model_id, g.error)
+            .where(g.round_id == round_id)
+            .order_by(g.id)
+        )
         with self._reads() as s:
             return [RoundGeneration(i, e, d, t, m, bool(err)) for i, e, d, t, m, err in s.execute(stmt).all()]
 
     def round_judgements(self, round_id: int) -> list[Judgement]:
         """Every vote and skip of a round, oldest first within each kind."""
-        votes = (sa.select(Vote.item_key, Annotator.name).join(Annotator, Vote.annotator_id == Annotator.id)
-                 .where(Vote.round_id == round_id).order_by(Vote.id))
-        skips = (sa.select(Skip.item_key, Annotator.name).join(Annotator, Skip.annotator_id == Annotator.id)
-                 .where(Skip.round_id == round_id).order_by(Skip.id))
+        votes = (
+            sa.select(Vote.item_key, Annotator.name)
+            .join(Annotator, Vote.annotator_id == Annotator.id)
+            .where(Vote.round_id == round_id)
+            .order_by(Vote.id)
+        )
+        skips = (
+            sa.select(Skip.item_key, Annotator.name)
+            .join(Annotator, Skip.annotator_id == Annotator.id)
+            .where(Skip.round_id == round_id)
+            .order_by(Skip.id)
+        )
         with self._reads() as s:
-            return ([Judgement(k, a, "vote") for k, a in s.execute(votes).all()]
-                    + [Judgement(k, a, "skip") for k, a in s.execute(skips).all()])
+            return [Judgement(k, a, "vote") for k, a in s.execute(votes).all()] + [
+                Judgement(k, a, "skip") for k, a in s.execute(skips).all()
+            ]
 
     def round_queue_state(self, round_id: int, annotator: str) -> QueueState:
         """Votes per item of a round, and what ``annotator`` has voted on or skipped there.
@@ -931,13 +1032,15 @@ class Store:
         What the blind queue needs on every request, aggregated in the database: reading every
         judgement of the round instead grew with the round (20,000 rows at 100 annotators x 200 items).
         """
-        counts = (sa.select(Vote.item_key, sa.func.count()).where(Vote.round_id == round_id).group_by(Vote.item_key))
+        counts = sa.select(Vote.item_key, sa.func.count()).where(Vote.round_id == round_id).group_by(Vote.item_key)
         with self._reads() as s:
             annotator_id = s.scalar(sa.select(Annotator.id).where(Annotator.name == annotator))
-            voted = set(s.scalars(sa.select(Vote.item_key).where(Vote.round_id == round_id,
-                                                                 Vote.annotator_id == annotator_id)))
-            skipped = set(s.scalars(sa.select(Skip.item_key).where(Skip.round_id == round_id,
-                                                                   Skip.annotator_id == annotator_id)))
+            voted = set(
+                s.scalars(sa.select(Vote.item_key).where(Vote.round_id == round_id, Vote.annotator_id == annotator_id))
+            )
+            skipped = set(
+                s.scalars(sa.select(Skip.item_key).where(Skip.round_id == round_id, Skip.annotator_id == annotator_id))
+            )
             return QueueState({k: n for k, n in s.execute(counts).all()}, voted | skipped, len(voted))
 
     @staticmethod
@@ -1006,8 +1109,11 @@ class Store:
         stmt = (
             self._insert(RecallQuery)
             .values(**key, **values)
-            .on_conflict_do_update(index_elements=list(key), set_=values,
-                                   where=RecallQuery.status == "error" if status == "error" else None)
+            .on_conflict_do_update(
+                index_elements=list(key),
+                set_=values,
+                where=RecallQuery.status == "error" if status == "error" else None,
+            )
             .returning(RecallQuery.id)
         )
         with self._tx() as s:
@@ -1022,8 +1128,11 @@ class Store:
 
         r = RecallQuery
         column = Model.id if isinstance(model, int) else Model.name
-        stmt = (sa.select(r.item_id, r.prompt_hash, r.query, r.status, r.tool_calls, r.error, r.created_at)
-                .join(Model, Model.id == r.model_id).where(column == model, r.eval_set == eval_set))
+        stmt = (
+            sa.select(r.item_id, r.prompt_hash, r.query, r.status, r.tool_calls, r.error, r.created_at)
+            .join(Model, Model.id == r.model_id)
+            .where(column == model, r.eval_set == eval_set)
+        )
         with self._reads() as s:
             return {(item, prompt): RecallQueryRow(*rest) for item, prompt, *rest in s.execute(stmt).all()}
 

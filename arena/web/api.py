@@ -34,13 +34,17 @@ def mount_api(app: Any, services: Any, auth: Any = None) -> None:
     auth = auth or Authenticator(services.store)
 
     @app.post("/api/adapters")
-    async def post_adapter(body: AddAdapterRequest, request: Request,
-                           credentials: HTTPBasicCredentials = Depends(basic)) -> dict:
+    async def post_adapter(
+        body: AddAdapterRequest, request: Request, credentials: HTTPBasicCredentials = Depends(basic)
+    ) -> dict:
         client = request.client.host if request.client else "?"
         result = await auth.login(credentials.username, credentials.password, client)
         if result.reason in ("locked", "throttled"):
-            raise HTTPException(429, f"too many failed logins: try again in {result.retry_after_s:.0f} s",
-                                headers={"Retry-After": str(int(result.retry_after_s) + 1)})
+            raise HTTPException(
+                429,
+                f"too many failed logins: try again in {result.retry_after_s:.0f} s",
+                headers={"Retry-After": str(int(result.retry_after_s) + 1)},
+            )
         if not result.ok:
             raise HTTPException(401, "wrong user name or password", headers={"WWW-Authenticate": "Basic"})
         if not await asyncio.to_thread(is_researcher, services.store, credentials.username):

@@ -77,8 +77,13 @@ class ClientThrottle:
             wait = failures[0] + self.window_s - now
             if client not in self._refusing:
                 self._refusing.add(client)
-                log.warning("login: refusing logins from %s for %.0f s: %d wrong logins in %.0f min",
-                            client, wait, len(failures), self.window_s / 60)
+                log.warning(
+                    "login: refusing logins from %s for %.0f s: %d wrong logins in %.0f min",
+                    client,
+                    wait,
+                    len(failures),
+                    self.window_s / 60,
+                )
             return wait
 
     def failed(self, client: str) -> None:
@@ -110,8 +115,13 @@ class Authenticator:
         if not result.ok:
             self.clients.failed(client)
         if result.locked_now:
-            log.warning("login: account %r locked for %.0f s after %d wrong passwords in a row (last from %s)",
-                        name, result.retry_after_s, result.failures, client)
+            log.warning(
+                "login: account %r locked for %.0f s after %d wrong passwords in a row (last from %s)",
+                name,
+                result.retry_after_s,
+                result.failures,
+                client,
+            )
         return result
 
 
@@ -216,10 +226,18 @@ class OriginGuard:
         cross, configured = self._cross_origin(scope, headers)
         path = scope.get("path", "")
         method = scope.get("method", "GET")
-        if cross and (scope["type"] == "websocket" or method in STATE_CHANGING or path.endswith("/logout")
-                      or path.rstrip("/").endswith("/gradio_api/token")):
-            log.warning("refused a cross-origin %s %s from %s", method if scope["type"] == "http" else "websocket",
-                        path, headers.get("origin") or headers.get("sec-fetch-site"))
+        if cross and (
+            scope["type"] == "websocket"
+            or method in STATE_CHANGING
+            or path.endswith("/logout")
+            or path.rstrip("/").endswith("/gradio_api/token")
+        ):
+            log.warning(
+                "refused a cross-origin %s %s from %s",
+                method if scope["type"] == "http" else "websocket",
+                path,
+                headers.get("origin") or headers.get("sec-fetch-site"),
+            )
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
                 return
@@ -231,8 +249,9 @@ class OriginGuard:
 
         async def send_stripped(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [(k, v) for k, v in message.get("headers", [])
-                                      if not k.lower().startswith(b"access-control-allow-")]
+                message["headers"] = [
+                    (k, v) for k, v in message.get("headers", []) if not k.lower().startswith(b"access-control-allow-")
+                ]
             await send(message)
 
         await self.app(scope, receive, send_stripped)
@@ -240,9 +259,17 @@ class OriginGuard:
 
 async def _plain(send: Any, status: int, text: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
     body = text.encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                            (b"content-length", str(len(body)).encode()), *(extra or [])]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                *(extra or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -283,11 +310,17 @@ def login_page(lang: str, *, error: str = "", name: str = "") -> str:
     """The login form of one language (by the path, not the browser's language)."""
     other = "ko" if lang == "en" else "en"
     return _PAGE.format(
-        lang=lang, title=html.escape(t(lang, "title")), action=f"{LANG_PREFIX[lang]}/login",
-        other_href=f"{LANG_PREFIX[other]}/", other_label=html.escape(t(lang, "login_other_lang")),
-        name_label=html.escape(t(lang, "login_name")), password_label=html.escape(t(lang, "login_password")),
-        submit=html.escape(t(lang, "login_submit")), name=html.escape(name),
-        error=f'<p class="error" role="alert">{html.escape(error)}</p>' if error else "")
+        lang=lang,
+        title=html.escape(t(lang, "title")),
+        action=f"{LANG_PREFIX[lang]}/login",
+        other_href=f"{LANG_PREFIX[other]}/",
+        other_label=html.escape(t(lang, "login_other_lang")),
+        name_label=html.escape(t(lang, "login_name")),
+        password_label=html.escape(t(lang, "login_password")),
+        submit=html.escape(t(lang, "login_submit")),
+        name=html.escape(name),
+        error=f'<p class="error" role="alert">{html.escape(error)}</p>' if error else "",
+    )
 
 
 def refusal_text(lang: str, result: LoginResult) -> str:
@@ -307,10 +340,17 @@ class LoginGate:
         if scope["type"] == "http" and scope.get("method") in ("GET", "HEAD") and scope.get("path") in ("/", "/en/"):
             if await self.sessions.user(Request(scope).cookies.get(COOKIE)) is None:
                 body = login_page(lang_of_path(scope["path"])).encode()
-                await send({"type": "http.response.start", "status": 200,
-                            "headers": [(b"content-type", b"text/html; charset=utf-8"),
-                                        (b"content-length", str(len(body)).encode()),
-                                        (b"cache-control", b"no-store")]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [
+                            (b"content-type", b"text/html; charset=utf-8"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"cache-control", b"no-store"),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
                 return
         await self.app(scope, receive, send)
@@ -318,6 +358,7 @@ class LoginGate:
 
 def mount_login(app: Any, store: Any, auth: Authenticator, sessions: SessionResolver, *, secure: bool = False) -> None:
     """Add POST /login, /en/login, /logout and /en/logout to the FastAPI ``app`` (before the UI mounts)."""
+
     def wants_page(request: Request) -> bool:
         # A browser's form post asks for HTML; a script (the tests' HTTP sessions, the load benchmark)
         # keeps the JSON answers of Gradio's /login it was written against.
@@ -332,12 +373,14 @@ def mount_login(app: Any, store: Any, auth: Authenticator, sessions: SessionReso
             status = 429 if result.reason in ("locked", "throttled") else 400
             headers = {"Retry-After": str(int(result.retry_after_s) + 1)} if status == 429 else None
             if wants_page(request):
-                return HTMLResponse(login_page(lang, error=refusal_text(lang, result), name=name), status,
-                                    headers=headers)
+                return HTMLResponse(
+                    login_page(lang, error=refusal_text(lang, result), name=name), status, headers=headers
+                )
             return JSONResponse({"detail": refusal_text("en", result)}, status, headers=headers)
         token = await asyncio.to_thread(store.create_session, name, purge_idle=sessions.idle)
-        response: Response = (RedirectResponse(f"{LANG_PREFIX[lang]}/", 303) if wants_page(request)
-                              else JSONResponse({"success": True}))
+        response: Response = (
+            RedirectResponse(f"{LANG_PREFIX[lang]}/", 303) if wants_page(request) else JSONResponse({"success": True})
+        )
         # One cookie for / and /en/ (Path=/); Lax: sent when following a link to the arena, never with
         # another site's form posts or fetches (and the origin guard refuses those anyway).
         response.set_cookie(COOKIE, token, httponly=True, samesite="lax", secure=secure, path="/")
@@ -349,8 +392,9 @@ def mount_login(app: Any, store: Any, auth: Authenticator, sessions: SessionReso
         if token:
             sessions.forget(token)
             await asyncio.to_thread(store.end_session, token)
-        response: Response = (RedirectResponse(f"{LANG_PREFIX[lang]}/", 303) if wants_page(request)
-                              else JSONResponse({"success": True}))
+        response: Response = (
+            RedirectResponse(f"{LANG_PREFIX[lang]}/", 303) if wants_page(request) else JSONResponse({"success": True})
+        )
         response.delete_cookie(COOKIE, path="/")
         return response
 

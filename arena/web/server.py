@@ -83,8 +83,13 @@ def create_app(services, *, session_idle_minutes: float = 12 * 60, allow_origins
     mount_login(app, store, authenticator, sessions)
     # With a CORSMiddleware on the parent, Gradio leaves out its own, which answers any localhost
     # origin, with credentials. This one answers only the configured origins (none by default).
-    app.add_middleware(CORSMiddleware, allow_origins=list(allow_origins), allow_credentials=True,
-                       allow_methods=["*"], allow_headers=["*"])
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(allow_origins),
+        allow_credentials=True,
+        allow_methods=["*"],
+        allow_headers=["*"],
+    )
     app.add_middleware(LoginGate, sessions=sessions)
     app.add_middleware(OriginGuard, allow_origins=allow_origins)  # outermost: refuses before anything runs
 
@@ -93,8 +98,16 @@ def create_app(services, *, session_idle_minutes: float = 12 * 60, allow_origins
         hide_api_description(blocks)
         skip_queue_analytics(blocks)
         # auth_dependency: Gradio asks it for the user of every request (request.username in handlers).
-        app = gr.mount_gradio_app(app, blocks, path=path or "/", auth_dependency=sessions.from_request, css=CSS,
-                                  head=SHORTCUTS_JS + BLIND_SHORTCUTS_JS, ssr_mode=False, footer_links=[])
+        app = gr.mount_gradio_app(
+            app,
+            blocks,
+            path=path or "/",
+            auth_dependency=sessions.from_request,
+            css=CSS,
+            head=SHORTCUTS_JS + BLIND_SHORTCUTS_JS,
+            ssr_mode=False,
+            footer_links=[],
+        )
     return app
 
 

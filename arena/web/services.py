@@ -35,8 +35,12 @@ class Services:
         if name not in self._model_ids:
             spec = self.registry.specs[name]
             self._model_ids[name] = self.store.upsert_model(
-                name, backend=spec.kind, base_model=spec.path or spec.served_model_name or spec.name,
-                adapter=spec.adapter, config=spec.model_dump(mode="json"))
+                name,
+                backend=spec.kind,
+                base_model=spec.path or spec.served_model_name or spec.name,
+                adapter=spec.adapter,
+                config=spec.model_dump(mode="json"),
+            )
         return self._model_ids[name]
 
     def eval_sets(self) -> list[str]:

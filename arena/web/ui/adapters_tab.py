@@ -60,8 +60,7 @@ def build(app: gr.Blocks, services: Services, lang: str, adapters_dir: Path = DE
         table = gr.Dataframe(interactive=False, elem_id="adapters-table")
         with gr.Row():
             adapter = gr.Dropdown([], label=t(lang, "adapters_pick"), scale=3, elem_id="adapters-pick")
-            base = gr.Dropdown([], label=t(lang, "adapters_base"), scale=2,
-                               elem_id="adapters-base")
+            base = gr.Dropdown([], label=t(lang, "adapters_base"), scale=2, elem_id="adapters-base")
             load = gr.Button(t(lang, "adapters_load"), variant="primary", scale=1, elem_id="adapters-load")
         status = gr.Markdown(elem_id="adapters-status")
 
@@ -71,9 +70,12 @@ def build(app: gr.Blocks, services: Services, lang: str, adapters_dir: Path = DE
     def listing(folder: str) -> dict[Any, Any]:
         infos = find_adapters(Path(folder or adapters_dir))
         choices = [(f"{i.name}" + ("" if i.complete else " (unfinished)"), str(i.path)) for i in infos if i.complete]
-        return {table: adapter_table(infos, services, lang), adapter: gr.update(choices=choices, value=None),
-                base: gr.update(choices=hotload.base_choices(services.registry)),
-                status: "" if infos else t(lang, "adapters_none", dir=folder)}
+        return {
+            table: adapter_table(infos, services, lang),
+            adapter: gr.update(choices=choices, value=None),
+            base: gr.update(choices=hotload.base_choices(services.registry)),
+            status: "" if infos else t(lang, "adapters_none", dir=folder),
+        }
 
     def show(folder: str, request: gr.Request) -> dict[Any, Any]:
         if not allowed(request):

@@ -159,8 +159,10 @@ def account_bar(lang: str, username: str | None) -> str:
     if username:
         # A plain form post: the session cookie goes with it and the origin guard sees this page's origin.
         parts.append(f'<span id="account-name">{html.escape(t(lang, "logged_in_as", name=username))}</span>')
-        parts.append(f'<form method="post" action="{"/en" if lang == "en" else ""}/logout">'
-                     f'<button id="logout" type="submit">{t(lang, "logout")}</button></form>')
+        parts.append(
+            f'<form method="post" action="{"/en" if lang == "en" else ""}/logout">'
+            f'<button id="logout" type="submit">{t(lang, "logout")}</button></form>'
+        )
     return f'<div class="arena-account">{"".join(parts)}</div>'
 
 

@@ -60,17 +60,35 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
     with gr.Column(elem_id="blind-actions"):
         status = gr.Markdown(elem_id="blind-status")
         with gr.Row(equal_height=True):
-            vote = gr.Radio([(t(lang, f"blind_vote_{c}"), c) for c in rounds.SCREEN_CHOICES],
-                            label=t(lang, "blind_vote"), elem_id="blind-vote", interactive=False, scale=4)
-            submit = gr.Button(t(lang, "blind_submit"), variant="primary", elem_id="blind-submit", interactive=False,
-                               scale=1)
+            vote = gr.Radio(
+                [(t(lang, f"blind_vote_{c}"), c) for c in rounds.SCREEN_CHOICES],
+                label=t(lang, "blind_vote"),
+                elem_id="blind-vote",
+                interactive=False,
+                scale=4,
+            )
+            submit = gr.Button(
+                t(lang, "blind_submit"), variant="primary", elem_id="blind-submit", interactive=False, scale=1
+            )
     with gr.Row():
         skip_reason = gr.Textbox(label=t(lang, "blind_skip_reason"), lines=1, elem_id="blind-skip-reason", scale=4)
         skip_btn = gr.Button(t(lang, "blind_skip"), elem_id="blind-skip", scale=1, interactive=False)
 
     side_parts = [c for v in views for c in (v.column, v.header, v.answer, v.timing, *v.rating_components())]
-    item_outputs = [state, progress, system_box, system_md, history, gt, vote, submit, skip_btn, skip_reason,
-                    status, *side_parts]
+    item_outputs = [
+        state,
+        progress,
+        system_box,
+        system_md,
+        history,
+        gt,
+        vote,
+        submit,
+        skip_btn,
+        skip_reason,
+        status,
+        *side_parts,
+    ]
 
     def _progress(round_: int | str, annotator: str) -> str:
         voted, open_ = rounds.annotator_progress(services.store, round_, annotator, services.rounds)
@@ -79,15 +97,27 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
     def _cleared(st: BlindState, message: str) -> dict[Any, Any]:
         st.assignment, st.voted = None, False
         out = reset_updates(views, ["A", "B"], lang, reveal=False)
-        out.update({state: st, history: "", gt: "", system_box: gr.update(visible=False), system_md: "",
-                    vote: gr.update(value=None, interactive=False), submit: gr.update(interactive=False),
-                    skip_btn: gr.update(interactive=False), status: message})
+        out.update(
+            {
+                state: st,
+                history: "",
+                gt: "",
+                system_box: gr.update(visible=False),
+                system_md: "",
+                vote: gr.update(value=None, interactive=False),
+                submit: gr.update(interactive=False),
+                skip_btn: gr.update(interactive=False),
+                status: message,
+            }
+        )
         return out
 
     def load_rounds(request: gr.Request) -> dict[Any, Any]:
         names = rounds.rounds_for(services.store, request.username or "")
-        return {round_dd: gr.update(choices=names, value=names[0] if names else None),
-                status: "" if names else t(lang, "blind_no_rounds")}
+        return {
+            round_dd: gr.update(choices=names, value=names[0] if names else None),
+            status: "" if names else t(lang, "blind_no_rounds"),
+        }
 
     def serve(round_name: str | None, st: BlindState, request: gr.Request) -> dict[Any, Any]:
         """Serve this annotator's next item: answers and context only, never who wrote them."""
@@ -118,14 +148,23 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
             g = services.store.get_generation(gen_id)
             out[view.answer] = render.answer_html(g.text, _calls(g.tool_calls), lang)
             for c in view.rating_components():
-                out[c] = gr.update(value=None if c is view.score else ([] if c is view.criteria else ""),
-                                   interactive=True)
+                out[c] = gr.update(
+                    value=None if c is view.score else ([] if c is view.criteria else ""), interactive=True
+                )
         gt_calls = [c.model_dump() for c in (s.gt.tool_calls or [])] if s.gt is not None else []
-        out.update({progress: progress_text, history: render.dialog_html(s.messages, lang),
-                    gt: render.gt_html(s.gt.content if s.gt else None, gt_calls, None, lang),
-                    system_box: gr.update(visible=bool(dialog.system)), system_md: dialog.system or "",
-                    vote: gr.update(value=None, interactive=True), submit: gr.update(interactive=True),
-                    skip_btn: gr.update(interactive=True), skip_reason: ""})
+        out.update(
+            {
+                progress: progress_text,
+                history: render.dialog_html(s.messages, lang),
+                gt: render.gt_html(s.gt.content if s.gt else None, gt_calls, None, lang),
+                system_box: gr.update(visible=bool(dialog.system)),
+                system_md: dialog.system or "",
+                vote: gr.update(value=None, interactive=True),
+                submit: gr.update(interactive=True),
+                skip_btn: gr.update(interactive=True),
+                skip_reason: "",
+            }
+        )
         return out
 
     def next_clicked(round_name: str | None, st: BlindState, request: gr.Request) -> dict[Any, Any]:
@@ -139,14 +178,19 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
 
     def _reveal(a: rounds.Assignment) -> dict[Any, Any]:
         """After the vote: model names, timings and GT similarity of both answers; inputs locked."""
-        out: dict[Any, Any] = {vote: gr.update(interactive=False), submit: gr.update(interactive=False),
-                               skip_btn: gr.update(interactive=False)}
-        for i, (view, model, gen_id) in enumerate(zip(views, (a.item.left_model, a.item.right_model),
-                                                      (a.left_generation, a.right_generation))):
+        out: dict[Any, Any] = {
+            vote: gr.update(interactive=False),
+            submit: gr.update(interactive=False),
+            skip_btn: gr.update(interactive=False),
+        }
+        for i, (view, model, gen_id) in enumerate(
+            zip(views, (a.item.left_model, a.item.right_model), (a.left_generation, a.right_generation))
+        ):
             g = services.store.get_generation(gen_id)
             out[view.header] = f"**{SIDE_LETTERS[i]}** · {model}"
-            line = render.timings_line(g.ttft_ms / 1000 if g.ttft_ms is not None else None, g.tokens_per_s,
-                                       g.tokens, lang)
+            line = render.timings_line(
+                g.ttft_ms / 1000 if g.ttft_ms is not None else None, g.tokens_per_s, g.tokens, lang
+            )
             if g.similarity is not None:
                 line += f" · {t(lang, 'similarity')} {g.similarity:.2f}"
             out[view.timing] = line
@@ -165,11 +209,13 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
             return {status: t(lang, "blind_already_voted")}
         if choice not in rounds.SCREEN_CHOICES:
             return {status: t(lang, "blind_pick_vote")}
-        sides = [values[i:i + 3] for i in range(0, 6, 3)]
+        sides = [values[i : i + 3] for i in range(0, 6, 3)]
         if missing := [SIDE_LETTERS[i] for i, (score, _, _) in enumerate(sides) if score is None]:
             return {status: t(lang, "score_required", sides=", ".join(missing))}
-        left, right = (RatingInput(gen, *checked_rating(score, crit, comment, lang))
-                       for gen, (score, crit, comment) in zip((a.left_generation, a.right_generation), sides))
+        left, right = (
+            RatingInput(gen, *checked_rating(score, crit, comment, lang))
+            for gen, (score, crit, comment) in zip((a.left_generation, a.right_generation), sides)
+        )
         try:
             stored = rounds.submit_judgement(services.store, a, annotator, choice, left, right)
         except ItemClosed as exc:  # skipped in another tab, or others took the item's last judgement
@@ -203,13 +249,18 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
 
     rating_values = [c for v in views for c in v.rating_components()]
     app.load(load_rounds, None, [round_dd, status], api_name="blind_rounds").then(
-        serve, [round_dd, state], item_outputs, api_name="blind_next_on_load", show_progress="hidden")
+        serve, [round_dd, state], item_outputs, api_name="blind_next_on_load", show_progress="hidden"
+    )
     round_dd.input(serve, [round_dd, state], item_outputs, api_name="blind_round_changed")
     next_btn.click(next_clicked, [round_dd, state], [round_dd, *item_outputs], api_name="blind_next")
     # trigger_mode="once": clicks while a submission is running are dropped in the browser; the
     # store's unique vote per (round, item, annotator) makes any that still arrive count once.
-    submit.click(submit_vote, [state, vote, *rating_values], [state, status, progress, vote, submit, skip_btn,
-                                                               *side_parts],
-                 api_name="blind_submit", trigger_mode="once",
-                 preprocess=False)  # values as sent: checked_rating checks each, the vote is checked above
+    submit.click(
+        submit_vote,
+        [state, vote, *rating_values],
+        [state, status, progress, vote, submit, skip_btn, *side_parts],
+        api_name="blind_submit",
+        trigger_mode="once",
+        preprocess=False,
+    )  # values as sent: checked_rating checks each, the vote is checked above
     skip_btn.click(skip, [round_dd, state, skip_reason], item_outputs, api_name="blind_skip", trigger_mode="once")

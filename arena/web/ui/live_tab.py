@@ -123,26 +123,43 @@ def build(services: Services, lang: str, app: gr.Blocks | None = None) -> None:
 
     async def answer(system_text: str, st: LiveState, request: gr.Request):
         pending, st.pending = st.pending, False
-        if (not pending or not st.models or not st.histories or st.histories[0][-1:] == []
-                or st.histories[0][-1]["role"] != "user"):
+        if (
+            not pending
+            or not st.models
+            or not st.histories
+            or st.histories[0][-1:] == []
+            or st.histories[0][-1]["role"] != "user"
+        ):
             return
         if withheld := set(st.models) & blind_models(services.store, request.username):
             # A round opened since this conversation started (regenerate): its models answer no more.
-            yield {views[i].answer: render.error_html(t(lang, "model_withheld"), lang)
-                   for i, m in enumerate(st.models) if m in withheld}
+            yield {
+                views[i].answer: render.error_html(t(lang, "model_withheld"), lang)
+                for i, m in enumerate(st.models)
+                if m in withheld
+            }
             return
         backends = [(m, services.registry[m]) for m in st.models]
         # Every side saw the same user turns; their own earlier answers differ, so each gets its own history.
         # One stream for all sides: each update carries every answer, so each answer's HTML only grows
         # from one update to the next and Gradio sends just the new characters.
         current: list[Side] = []
-        async for sides in stream_sides(backends, [], side_messages=[_side_messages(system_text, h) for h in st.histories],
-                                        stall_timeout=services.stall_timeout):
+        async for sides in stream_sides(
+            backends,
+            [],
+            side_messages=[_side_messages(system_text, h) for h in st.histories],
+            stall_timeout=services.stall_timeout,
+        ):
             current = sides
-            yield {views[i].answer: transcript(st.histories[i], render.error_html(side.error, lang) if side.error
-                                               else render.answer_html(side.text, side.tool_calls, lang,
-                                                                       streaming=not side.done))
-                   for i, side in enumerate(sides)}
+            yield {
+                views[i].answer: transcript(
+                    st.histories[i],
+                    render.error_html(side.error, lang)
+                    if side.error
+                    else render.answer_html(side.text, side.tool_calls, lang, streaming=not side.done),
+                )
+                for i, side in enumerate(sides)
+            }
         out: dict[Any, Any] = {}
         st.turns += 1
         for i, side in enumerate(current):
@@ -150,13 +167,21 @@ def build(services: Services, lang: str, app: gr.Blocks | None = None) -> None:
                 st.histories[i].append(_assistant_message(side))
             if side.finish is not None:
                 tm = side.finish.timings
-                out[views[i].timing] = render.timings_line(tm.ttft_s, tm.tokens_per_s,
-                                                           side.finish.usage.completion_tokens, lang)
+                out[views[i].timing] = render.timings_line(
+                    tm.ttft_s, tm.tokens_per_s, side.finish.usage.completion_tokens, lang
+                )
             await asyncio.to_thread(
-                services.store.record_generation, model_id=services.model_id(side.model), eval_set="live",
-                dialog_id=f"live-{st.session}", turn_index=st.turns, text=side.text,
-                context=f"live:{request.username or 'anonymous'}", tool_calls=side.openai_tool_calls() or None,
-                finish_reason=side.finish.finish_reason if side.finish else None, error=side.error)
+                services.store.record_generation,
+                model_id=services.model_id(side.model),
+                eval_set="live",
+                dialog_id=f"live-{st.session}",
+                turn_index=st.turns,
+                text=side.text,
+                context=f"live:{request.username or 'anonymous'}",
+                tool_calls=side.openai_tool_calls() or None,
+                finish_reason=side.finish.finish_reason if side.finish else None,
+                error=side.error,
+            )
         out[state] = st
         yield out
 
@@ -172,8 +197,11 @@ def build(services: Services, lang: str, app: gr.Blocks | None = None) -> None:
         message.submit(start, [message, models, state], [state, message, status, *side_outputs]),
     ]
     streams = [ev.then(answer, [system, state], ans_outputs, show_progress="hidden") for ev in sent]
-    streams.append(regen.click(drop_last_answer, [state], [state]).then(answer, [system, state], ans_outputs,
-                                                                         show_progress="hidden"))
+    streams.append(
+        regen.click(drop_last_answer, [state], [state]).then(
+            answer, [system, state], ans_outputs, show_progress="hidden"
+        )
+    )
     stop.click(None, None, None, cancels=streams, js=FREEZE_JS)
     for trigger in (send.click, message.submit, regen.click, clear.click):
         trigger(None, None, None, js=UNFREEZE_JS)

@@ -85,8 +85,10 @@ def answer_html(text: str, tool_calls: list[dict[str, Any]], lang: str, *, strea
 
 def error_html(message: str, lang: str) -> str:
     """This side failed: the error, and why it cannot be rated."""
-    return (f'<div class="arena-error"><b>{t(lang, "side_error")}</b><br>{_text(message)}'
-            f'<br><i>{t(lang, "side_error_excluded")}</i></div>')
+    return (
+        f'<div class="arena-error"><b>{t(lang, "side_error")}</b><br>{_text(message)}'
+        f"<br><i>{t(lang, 'side_error_excluded')}</i></div>"
+    )
 
 
 def gt_html(gt_text: str | None, gt_calls: list[dict[str, Any]], metrics: GenerationMetrics | None, lang: str) -> str:
@@ -95,7 +97,9 @@ def gt_html(gt_text: str | None, gt_calls: list[dict[str, Any]], metrics: Genera
         return f'<div class="arena-gt arena-empty">{t(lang, "no_gt")}</div>'
     parts = [f'<div class="arena-gt"><div class="arena-role">{t(lang, "gt")}</div>']
     if gt_text:
-        parts.append(f'<div class="arena-diff">{diff_html(metrics.diff) if metrics and metrics.diff else _text(gt_text)}</div>')
+        parts.append(
+            f'<div class="arena-diff">{diff_html(metrics.diff) if metrics and metrics.diff else _text(gt_text)}</div>'
+        )
     for call in gt_calls:
         fn = call.get("function", call)
         parts.append(tool_call_card(fn.get("name", ""), fn.get("arguments", "{}"), lang))

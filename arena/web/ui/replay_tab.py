@@ -72,15 +72,28 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
     # Sticky at the bottom of the window (CSS in app.py): long answers never push the button out of reach,
     # and the confirmation of the last save stays beside it while the next turn loads.
     with gr.Row(elem_id="replay-submit-bar", equal_height=False):
-        submit = gr.Button(t(lang, "submit"), variant="primary", elem_id="replay-submit", interactive=False,
-                           scale=0, min_width=240)
+        submit = gr.Button(
+            t(lang, "submit"), variant="primary", elem_id="replay-submit", interactive=False, scale=0, min_width=240
+        )
         with gr.Column(scale=1):
             saved = gr.Markdown(elem_id="replay-saved")
             status = gr.Markdown(elem_id="replay-status")
 
     side_outputs = [c for v in views for c in (v.column, v.header, v.answer, v.gt, v.timing, *v.rating_components())]
-    outputs = [state, history, system_box, system_md, status, saved, submit, dialog, turn, progress, models,
-               *side_outputs]
+    outputs = [
+        state,
+        history,
+        system_box,
+        system_md,
+        status,
+        saved,
+        submit,
+        dialog,
+        turn,
+        progress,
+        models,
+        *side_outputs,
+    ]
 
     def _annotator(request: gr.Request) -> str:
         return request.username or "anonymous"
@@ -98,15 +111,18 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         out = []
         for d in services.dialogs_of(set_name):
             done = all((s.dialog_id, s.turn_index) in rated for s in steps(d))
-            label = d.id + (f" · {d.category}" if d.category else "") + (f" {t(lang, 'turn_rated_mark')}" if done else "")
+            label = (
+                d.id + (f" · {d.category}" if d.category else "") + (f" {t(lang, 'turn_rated_mark')}" if done else "")
+            )
             out.append((label, d.id))
         return out
 
     def _turn_choices(d: Dialog, rated: set[tuple[str, int]]) -> list[tuple[str, int]]:
         return [(_step_label(n, s, done, lang), s.turn_index) for n, s, done in rating.numbered_steps(d, rated)]
 
-    def _open(d: Dialog, s: ReplayStep, st: ReplayState, request: gr.Request, chosen: list[str],
-              fresh: bool, note: str) -> tuple[dict[Any, Any], bool]:
+    def _open(
+        d: Dialog, s: ReplayStep, st: ReplayState, request: gr.Request, chosen: list[str], fresh: bool, note: str
+    ) -> tuple[dict[Any, Any], bool]:
         """Updates that put step ``s`` on screen, and whether its answers must be generated now.
 
         A step this annotator rated shows the stored answers and the rating (unless ``fresh``), so a
@@ -114,8 +130,11 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         Runs in a worker thread: store reads and the GT diff of stored answers stay off the event loop.
         """
         annotator, allowed = _annotator(request), _allowed(request)
-        stored = [] if fresh else [a for a in rating.rated_answers(services.store, annotator, d, s)
-                                   if a.model in allowed][:MAX_SIDES]
+        stored = (
+            []
+            if fresh
+            else [a for a in rating.rated_answers(services.store, annotator, d, s) if a.model in allowed][:MAX_SIDES]
+        )
         picked = [a.model for a in stored] or [m for m in chosen if m in allowed][:MAX_SIDES]
         st.eval_set, st.dialog_id, st.turn_index, st.models = d.eval_set, d.id, s.turn_index, picked
         st.epoch += 1
@@ -125,7 +144,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         rated = rating.rated_set(services.store, annotator, d.eval_set)
         out: dict[Any, Any] = reset_updates(views, picked, lang)
         # data-step changes with every opened step: the keyboard script puts the highlight back on side A.
-        out[history] = (f'<div data-step="{s.key}:{st.epoch}">' + render.dialog_html(s.messages, lang) + "</div>")
+        out[history] = f'<div data-step="{s.key}:{st.epoch}">' + render.dialog_html(s.messages, lang) + "</div>"
         out[system_box] = gr.update(visible=bool(d.system))
         out[system_md] = d.system or ""
         out[dialog] = gr.update(choices=_dialog_choices(d.eval_set, rated), value=d.id)
@@ -141,8 +160,9 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
             metrics = rating.stored_metrics(d, s, a.text, a.tool_calls, services.splitter)
             out[view.answer] = render.answer_html(a.text, calls, lang)
             out[view.gt] = render.gt_html(s.gt.content if s.gt else None, gt_calls, metrics, lang)
-            out[view.timing] = render.timings_line(a.ttft_ms / 1000 if a.ttft_ms is not None else None,
-                                                   a.tokens_per_s, a.tokens, lang)
+            out[view.timing] = render.timings_line(
+                a.ttft_ms / 1000 if a.ttft_ms is not None else None, a.tokens_per_s, a.tokens, lang
+            )
             out[view.score] = gr.update(value=a.score, interactive=True)
             out[view.criteria] = gr.update(value=list(a.criteria), interactive=True)
             out[view.comment] = gr.update(value=a.comment, interactive=True)
@@ -152,8 +172,17 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         out[status] = note or t(lang, "editing_note", when=when)
         return out, False
 
-    async def _show(d: Dialog, s: ReplayStep, st: ReplayState, request: gr.Request, chosen: list[str], *,
-                    fresh: bool = False, note: str = "", extra: dict[Any, Any] | None = None):
+    async def _show(
+        d: Dialog,
+        s: ReplayStep,
+        st: ReplayState,
+        request: gr.Request,
+        chosen: list[str],
+        *,
+        fresh: bool = False,
+        note: str = "",
+        extra: dict[Any, Any] | None = None,
+    ):
         """Put a step on screen, then stream its answers when it needs new ones; re-enable submit after."""
         out, needs_answers = await asyncio.to_thread(_open, d, s, st, request, chosen, fresh, note)
         out.update(extra or {})
@@ -266,8 +295,9 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
             yield {state: st}
             return
         after = (st.dialog_id, st.turn_index) if st.dialog_id else None
-        nxt = rating.next_unrated(services.store, _annotator(request), st.eval_set,
-                                  services.dialogs_of(st.eval_set), after=after)
+        nxt = rating.next_unrated(
+            services.store, _annotator(request), st.eval_set, services.dialogs_of(st.eval_set), after=after
+        )
         if nxt is None:
             yield {status: t(lang, "all_rated")}
             return
@@ -288,9 +318,14 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
             if st.epoch != epoch:
                 return  # the annotator moved on (rapid clicks): leaving the loop cancels these streams
             final = sides
-            yield {views[i].answer: (render.error_html(x.error, lang) if x.error else
-                                     render.answer_html(x.text, x.tool_calls, lang, streaming=not x.done))
-                   for i, x in enumerate(sides)}
+            yield {
+                views[i].answer: (
+                    render.error_html(x.error, lang)
+                    if x.error
+                    else render.answer_html(x.text, x.tool_calls, lang, streaming=not x.done)
+                )
+                for i, x in enumerate(sides)
+            }
         if final is None or st.epoch != epoch:
             return
         out: dict[Any, Any] = {}
@@ -299,8 +334,17 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         for i, side in enumerate(final):
             # Kiwi morphemes for the GT diff take tens of ms: off the event loop, so other pages keep streaming.
             metrics = await asyncio.to_thread(rating.metrics_for, d, s, side, services.splitter)
-            gen_id = await asyncio.to_thread(rating.record_side, services.store, services.model_id(side.model), d, s,
-                                             side, context, metrics, prompt_hash)
+            gen_id = await asyncio.to_thread(
+                rating.record_side,
+                services.store,
+                services.model_id(side.model),
+                d,
+                s,
+                side,
+                context,
+                metrics,
+                prompt_hash,
+            )
             st.generation_ids[i], st.failed[i] = gen_id, bool(side.error)
             view = views[i]
             ok = not side.error
@@ -314,12 +358,20 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         out[state] = st
         yield out
 
-    async def on_submit(request: gr.Request, shown_dialog: str | None, shown_turn: int | None, chosen: list[str],
-                        st: ReplayState, *values: Any):
+    async def on_submit(
+        request: gr.Request,
+        shown_dialog: str | None,
+        shown_turn: int | None,
+        chosen: list[str],
+        st: ReplayState,
+        *values: Any,
+    ):
         """Save every side's rating in one transaction (an edit keeps the earlier version in the history),
         then open the next unrated turn. Refusals raise gr.Error before anything is saved, so the
         annotator's half-filled form stays."""
-        chosen = [m for m in chosen if isinstance(m, str)] if isinstance(chosen, list) else []  # as sent (no preprocess)
+        chosen = (
+            [m for m in chosen if isinstance(m, str)] if isinstance(chosen, list) else []
+        )  # as sent (no preprocess)
         annotator = request.username
         if not annotator:
             raise gr.Error(t(lang, "login_required"), title=t(lang, "toast_error"))
@@ -344,12 +396,14 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         d = services.by_id[st.dialog_id]
         turn_name = t(lang, "turn_label", n=_turn_number(d, st.turn_index))
         saved_note = t(lang, "updated_turn" if st.editing else "saved_turn", n=len(items), dialog=d.id, turn=turn_name)
-        nxt = rating.next_unrated(services.store, annotator, d.eval_set, services.dialogs_of(d.eval_set),
-                                  after=(st.dialog_id, st.turn_index))
+        nxt = rating.next_unrated(
+            services.store, annotator, d.eval_set, services.dialogs_of(d.eval_set), after=(st.dialog_id, st.turn_index)
+        )
         # Everything rated: the turn just saved stays on screen, reopened as what is now stored.
         target, note = (nxt, "") if nxt is not None else (step(d, st.turn_index), t(lang, "all_rated"))
-        async for update in _show(services.by_id[target.dialog_id], target, st, request, chosen, note=note,
-                                  extra={saved: saved_note}):
+        async for update in _show(
+            services.by_id[target.dialog_id], target, st, request, chosen, note=note, extra={saved: saved_note}
+        ):
             yield update
 
     # always_last: choices made during a generation collapse into one after it. A submit counts once
@@ -364,9 +418,16 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         next_btn.click(on_next, [models, state], outputs, **quiet),
         regen_btn.click(on_regenerate, [models, state], outputs, **quiet),
         # preprocess=False: the values as sent; on_submit checks each (checked_rating, the turn on screen).
-        submit.click(on_submit, [dialog, turn, models, state, *rating_inputs(views)], outputs,
-                     show_progress="hidden", trigger_mode="once", preprocess=False),
-        app.load(fill_models, None, [models], show_progress="hidden")
-        .then(on_start, [eval_set, models, state], outputs, show_progress="hidden"),
+        submit.click(
+            on_submit,
+            [dialog, turn, models, state, *rating_inputs(views)],
+            outputs,
+            show_progress="hidden",
+            trigger_mode="once",
+            preprocess=False,
+        ),
+        app.load(fill_models, None, [models], show_progress="hidden").then(
+            on_start, [eval_set, models, state], outputs, show_progress="hidden"
+        ),
     ]
     stop_btn.click(None, None, None, cancels=streams)

@@ -24,9 +24,16 @@ from arena.web.policies import is_researcher
 from arena.web.services import Services
 
 
-def form_problems(lang: str, name: str | None, sets: list[str] | None, models: list[str] | None,
-                  people: list[str] | None, pairing: str, pairs_per_turn: float | None,
-                  weights: str | None) -> list[str]:
+def form_problems(
+    lang: str,
+    name: str | None,
+    sets: list[str] | None,
+    models: list[str] | None,
+    people: list[str] | None,
+    pairing: str,
+    pairs_per_turn: float | None,
+    weights: str | None,
+) -> list[str]:
     """Everything wrong with the new-round form, in the page's language, all at once (empty when fine)."""
     problems = []
     if not (name or "").strip():
@@ -77,8 +84,9 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         # Enabled by _status for the selected round's state only (rounds.ROUND_ACTIONS).
         with gr.Row():
             start_btn = gr.Button(t(lang, "rounds_start"), elem_id="rounds-start", interactive=False)
-            pregen_btn = gr.Button(t(lang, "rounds_pregen"), elem_id="rounds-pregen", variant="primary",
-                                   interactive=False)
+            pregen_btn = gr.Button(
+                t(lang, "rounds_pregen"), elem_id="rounds-pregen", variant="primary", interactive=False
+            )
             close_btn = gr.Button(t(lang, "rounds_close"), elem_id="rounds-close", variant="stop", interactive=False)
             reopen_btn = gr.Button(t(lang, "rounds_reopen"), elem_id="rounds-reopen", interactive=False)
         # Closing stops every annotator's judging at once: it takes a second, deliberate click.
@@ -99,17 +107,24 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
                 categories = gr.Textbox(label=t(lang, "round_categories"), elem_id="round-categories")
             models = gr.CheckboxGroup([], label=t(lang, "round_models"), elem_id="round-models")
             with gr.Row():
-                pairing = gr.Radio([(t(lang, "round_pairing_all"), "all"), (t(lang, "round_pairing_sampled"), "sampled")],
-                                   value="all", label=t(lang, "round_pairing"), elem_id="round-pairing")
-                pairs_per_turn = gr.Number(1, precision=0, minimum=1, label=t(lang, "round_pairs_per_turn"),
-                                           elem_id="round-pairs-per-turn")
+                pairing = gr.Radio(
+                    [(t(lang, "round_pairing_all"), "all"), (t(lang, "round_pairing_sampled"), "sampled")],
+                    value="all",
+                    label=t(lang, "round_pairing"),
+                    elem_id="round-pairing",
+                )
+                pairs_per_turn = gr.Number(
+                    1, precision=0, minimum=1, label=t(lang, "round_pairs_per_turn"), elem_id="round-pairs-per-turn"
+                )
                 weights = gr.Textbox(label=t(lang, "round_weights"), elem_id="round-weights")
             with gr.Row():
-                judgements = gr.Number(1, precision=0, minimum=1, label=t(lang, "round_judgements"),
-                                       elem_id="round-judgements")
+                judgements = gr.Number(
+                    1, precision=0, minimum=1, label=t(lang, "round_judgements"), elem_id="round-judgements"
+                )
                 seed = gr.Number(0, precision=0, label=t(lang, "round_seed"), elem_id="round-seed")
-                max_tokens = gr.Number(0, precision=0, minimum=0, label=t(lang, "round_max_tokens"),
-                                       elem_id="round-max-tokens")
+                max_tokens = gr.Number(
+                    0, precision=0, minimum=0, label=t(lang, "round_max_tokens"), elem_id="round-max-tokens"
+                )
             annotators = gr.CheckboxGroup([], label=t(lang, "round_annotators"), elem_id="round-annotators")
             create_btn = gr.Button(t(lang, "round_create"), variant="primary", elem_id="round-create")
 
@@ -122,8 +137,10 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
 
     def _buttons(status: str | None) -> dict[Any, Any]:
         allowed = rounds.allowed_actions(status)
-        return {**{b: gr.update(interactive=action in allowed) for action, b in buttons.items()},
-                confirm_row: gr.update(visible=False)}
+        return {
+            **{b: gr.update(interactive=action in allowed) for action, b in buttons.items()},
+            confirm_row: gr.update(visible=False),
+        }
 
     def _status(round_name: str | None) -> dict[Any, Any]:
         if not round_name:
@@ -131,14 +148,26 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         st = rounds.round_status(services.store, round_name)
         by_annotator = pd.DataFrame(
             [[n, c["votes"], c["skips"]] for n, c in st.per_annotator.items()],
-            columns=[t(lang, k) for k in ("col_annotator", "col_votes", "col_skips")])
+            columns=[t(lang, k) for k in ("col_annotator", "col_votes", "col_skips")],
+        )
         by_pair = pd.DataFrame(
             [[a, b, c["items"], c["votes"]] for (a, b), c in st.per_pair.items()],
-            columns=[t(lang, k) for k in ("col_model_a", "col_model_b", "col_items", "col_votes")])
-        text = t(lang, "round_summary", name=st.name, status=t(lang, f"round_status_{st.status}"),
-                 done=st.items_done, total=st.items,
-                 ready=st.items_ready, failed=st.items_failed, stored=st.answers_stored, needed=st.answers_needed,
-                 votes=st.votes, skips=st.skips)
+            columns=[t(lang, k) for k in ("col_model_a", "col_model_b", "col_items", "col_votes")],
+        )
+        text = t(
+            lang,
+            "round_summary",
+            name=st.name,
+            status=t(lang, f"round_status_{st.status}"),
+            done=st.items_done,
+            total=st.items,
+            ready=st.items_ready,
+            failed=st.items_failed,
+            stored=st.answers_stored,
+            needed=st.answers_needed,
+            votes=st.votes,
+            skips=st.skips,
+        )
         return {summary: text, per_annotator: by_annotator, per_pair: by_pair, **_buttons(st.status)}
 
     def _round_choices(value: str | None = None) -> dict[Any, Any]:
@@ -148,10 +177,12 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
     def load(request: gr.Request, current: str | None = None) -> dict[Any, Any]:
         if not researcher(request):
             return {panel: gr.update(visible=False)}  # (an empty dict would read as one output value)
-        out = {panel: gr.update(visible=True),
-               eval_sets: gr.update(choices=services.eval_sets()),
-               models: gr.update(choices=services.registry.names()),
-               annotators: gr.update(choices=[a.name for a in services.store.list_annotators()])}
+        out = {
+            panel: gr.update(visible=True),
+            eval_sets: gr.update(choices=services.eval_sets()),
+            models: gr.update(choices=services.registry.names()),
+            annotators: gr.update(choices=[a.name for a in services.store.list_annotators()]),
+        }
         out.update(_round_choices(current))
         return out
 
@@ -166,34 +197,58 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         except StoreError as exc:
             return {message: f"⚠️ {exc}"}
 
-    def create(request: gr.Request, round_name: str, sets: list[str], dialog_text: str, category_text: str,
-               chosen: list[str], pairing_value: str, n_pairs: float | None, weight_text: str, n_judgements: float,
-               seed_value: float, tokens: float | None, people: list[str]) -> dict[Any, Any]:
+    def create(
+        request: gr.Request,
+        round_name: str,
+        sets: list[str],
+        dialog_text: str,
+        category_text: str,
+        chosen: list[str],
+        pairing_value: str,
+        n_pairs: float | None,
+        weight_text: str,
+        n_judgements: float,
+        seed_value: float,
+        tokens: float | None,
+        people: list[str],
+    ) -> dict[Any, Any]:
         if not researcher(request):
             return denied
         if problems := form_problems(lang, round_name, sets, chosen, people, pairing_value, n_pairs, weight_text):
             return {message: "⚠️ " + " · ".join(problems)}
         try:
             fields: dict[str, Any] = {
-                "eval_sets": sets or [], "dialogs": rounds.split_list(dialog_text or ""),
-                "categories": rounds.split_list(category_text or ""), "models": chosen or [],
-                "pairing": pairing_value, "judgements": int(n_judgements or 1), "annotators": people or [],
-                "seed": int(seed_value or 0), "options": {"max_tokens": int(tokens)} if tokens else {}}
+                "eval_sets": sets or [],
+                "dialogs": rounds.split_list(dialog_text or ""),
+                "categories": rounds.split_list(category_text or ""),
+                "models": chosen or [],
+                "pairing": pairing_value,
+                "judgements": int(n_judgements or 1),
+                "annotators": people or [],
+                "seed": int(seed_value or 0),
+                "options": {"max_tokens": int(tokens)} if tokens else {},
+            }
             if pairing_value == "sampled":
                 fields["pairs_per_turn"] = int(n_pairs or 1)
                 fields["weights"] = rounds.parse_weights(weight_text or "")
             config = rounds.RoundConfig.model_validate(fields)
-            rounds.create_round(services.store, round_name or "", config, dialogs=services.dialogs,
-                                registry=services.registry)
+            rounds.create_round(
+                services.store, round_name or "", config, dialogs=services.dialogs, registry=services.registry
+            )
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'round'}: {e['msg'].removeprefix('Value error, ')}"
-                                 for e in exc.errors())
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'round'}: {e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors()
+            )
             return {message: f"⚠️ {problems}"}
         except (StoreError, ValueError) as exc:
             return {message: f"⚠️ {create_error(lang, round_name, exc)}"}
         n = rounds.count_items(config, services.dialogs)
-        return {**_round_choices(round_name.strip()), **_status(round_name.strip()),
-                message: t(lang, "round_created", name=round_name.strip(), items=n)}
+        return {
+            **_round_choices(round_name.strip()),
+            **_status(round_name.strip()),
+            message: t(lang, "round_created", name=round_name.strip(), items=n),
+        }
 
     def start(round_name: str | None, request: gr.Request) -> dict[Any, Any]:
         if not researcher(request):
@@ -211,8 +266,11 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
             return denied
         if not round_name:
             return {message: ""}
-        return {confirm_row: gr.update(visible=True), confirm_text: t(lang, "rounds_close_question", name=round_name),
-                message: ""}
+        return {
+            confirm_row: gr.update(visible=True),
+            confirm_text: t(lang, "rounds_close_question", name=round_name),
+            message: "",
+        }
 
     def close(round_name: str | None, request: gr.Request) -> dict[Any, Any]:
         if not researcher(request):
@@ -228,8 +286,10 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
             return denied
         try:
             status = rounds.reopen_round(services.store, round_name or "")
-            return {**_status(round_name), message: t(lang, "round_reopened", name=round_name,
-                                                       status=t(lang, f"round_status_{status}"))}
+            return {
+                **_status(round_name),
+                message: t(lang, "round_reopened", name=round_name, status=t(lang, f"round_status_{status}")),
+            }
         except StoreError as exc:
             return {**_status(round_name), message: f"⚠️ {exc}"}
 
@@ -237,16 +297,29 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         if not researcher(request):
             return denied
         try:
-            report = await pregen.run(services.store, round_name or "", services.registry, services.dialogs,
-                                      on_progress=lambda done, total: progress(
-                                          (done, total), desc=t(lang, "round_pregen_progress"),
-                                          unit=t(lang, "round_pregen_unit")),
-                                      splitter=services.splitter)
+            report = await pregen.run(
+                services.store,
+                round_name or "",
+                services.registry,
+                services.dialogs,
+                on_progress=lambda done, total: progress(
+                    (done, total), desc=t(lang, "round_pregen_progress"), unit=t(lang, "round_pregen_unit")
+                ),
+                splitter=services.splitter,
+            )
         except StoreError as exc:
             return {message: f"⚠️ {exc}"}
-        return {**_status(round_name), message: t(lang, "round_pregen_done", total=report.total,
-                                                   skipped=report.skipped, generated=report.generated,
-                                                   failed=report.failed)}
+        return {
+            **_status(round_name),
+            message: t(
+                lang,
+                "round_pregen_done",
+                total=report.total,
+                skipped=report.skipped,
+                generated=report.generated,
+                failed=report.failed,
+            ),
+        }
 
     def do_export(fmt: str):
         def handler(round_name: str | None, request: gr.Request) -> dict[Any, Any]:
@@ -260,24 +333,44 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
                 n = export.export_round(services.store, round_name, fmt, path)
             except StoreError as exc:
                 return {message: f"⚠️ {exc}"}
-            return {exported: gr.update(value=str(path), visible=True),
-                    message: t(lang, "rounds_exported", n=n, file=path.name)}
+            return {
+                exported: gr.update(value=str(path), visible=True),
+                message: t(lang, "rounds_exported", n=n, file=path.name),
+            }
+
         return handler
 
     app.load(load, None, [panel, eval_sets, models, annotators, pick], api_name="rounds_load").then(
-        show, [pick], [*status_outputs, message], show_progress="hidden")
+        show, [pick], [*status_outputs, message], show_progress="hidden"
+    )
     pick.input(show, [pick], [*status_outputs, message], api_name="rounds_status")
     refresh.click(reload, [pick], [panel, eval_sets, models, annotators, pick], api_name="rounds_refresh").then(
-        show, [pick], [*status_outputs, message], show_progress="hidden")
-    create_btn.click(create, [name, eval_sets, dialogs, categories, models, pairing, pairs_per_turn, weights,
-                              judgements, seed, max_tokens, annotators],
-                     [pick, *status_outputs, message], api_name="rounds_create")
+        show, [pick], [*status_outputs, message], show_progress="hidden"
+    )
+    create_btn.click(
+        create,
+        [
+            name,
+            eval_sets,
+            dialogs,
+            categories,
+            models,
+            pairing,
+            pairs_per_turn,
+            weights,
+            judgements,
+            seed,
+            max_tokens,
+            annotators,
+        ],
+        [pick, *status_outputs, message],
+        api_name="rounds_create",
+    )
     start_btn.click(start, [pick], [*status_outputs, message], api_name="rounds_start")
     close_btn.click(ask_close, [pick], [confirm_row, confirm_text, message], api_name="rounds_close_ask")
     confirm_btn.click(close, [pick], [*status_outputs, message], api_name="rounds_close")
     cancel_btn.click(lambda: gr.update(visible=False), None, [confirm_row], show_progress="hidden")
     reopen_btn.click(reopen, [pick], [*status_outputs, message], api_name="rounds_reopen")
-    pregen_btn.click(run_pregen, [pick], [*status_outputs, message], api_name="rounds_pregen",
-                     trigger_mode="once")
+    pregen_btn.click(run_pregen, [pick], [*status_outputs, message], api_name="rounds_pregen", trigger_mode="once")
     csv_btn.click(do_export("csv"), [pick], [exported, message], api_name="rounds_export_csv")
     jsonl_btn.click(do_export("jsonl"), [pick], [exported, message], api_name="rounds_export_jsonl")

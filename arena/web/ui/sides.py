@@ -25,14 +25,18 @@ def checked_rating(score: Any, criteria: Any, comment: Any, lang: str) -> tuple[
         raise gr.Error(t(lang, "score_invalid", value=repr(score)[:40]), title=t(lang, "toast_error"))
     criteria = [] if criteria is None else criteria
     if not isinstance(criteria, list) or any(c not in CRITERIA for c in criteria):
-        raise gr.Error(t(lang, "criteria_invalid", value=repr(criteria)[:60], known=", ".join(CRITERIA)),
-                       title=t(lang, "toast_error"))
+        raise gr.Error(
+            t(lang, "criteria_invalid", value=repr(criteria)[:60], known=", ".join(CRITERIA)),
+            title=t(lang, "toast_error"),
+        )
     comment = "" if comment is None else comment
     if not isinstance(comment, str):
         raise gr.Error(t(lang, "comment_invalid", kind=type(comment).__name__), title=t(lang, "toast_error"))
     if len(comment) > MAX_COMMENT_CHARS:
-        raise gr.Error(t(lang, "comment_too_long", n=f"{len(comment):,}", limit=f"{MAX_COMMENT_CHARS:,}"),
-                       title=t(lang, "toast_error"))
+        raise gr.Error(
+            t(lang, "comment_too_long", n=f"{len(comment):,}", limit=f"{MAX_COMMENT_CHARS:,}"),
+            title=t(lang, "toast_error"),
+        )
     return score, list(dict.fromkeys(criteria)), comment
 
 
@@ -66,15 +70,20 @@ def build_sides(lang: str, prefix: str, *, with_gt: bool, with_rating: bool, n: 
                 score = criteria = comment = None
                 if with_rating:
                     score = gr.Radio(
-                        choices=[(str(v), v) for v in range(1, 6)], label=t(lang, "score_label", side=SIDE_LETTERS[i]),
-                        elem_id=f"{prefix}-score-{i}", interactive=False,
+                        choices=[(str(v), v) for v in range(1, 6)],
+                        label=t(lang, "score_label", side=SIDE_LETTERS[i]),
+                        elem_id=f"{prefix}-score-{i}",
+                        interactive=False,
                     )
                     criteria = gr.CheckboxGroup(
-                        choices=[(t(lang, f"crit_{c}"), c) for c in CRITERIA], label=t(lang, "criteria"),
-                        elem_id=f"{prefix}-criteria-{i}", interactive=False,
+                        choices=[(t(lang, f"crit_{c}"), c) for c in CRITERIA],
+                        label=t(lang, "criteria"),
+                        elem_id=f"{prefix}-criteria-{i}",
+                        interactive=False,
                     )
-                    comment = gr.Textbox(label=t(lang, "comment"), lines=1, elem_id=f"{prefix}-comment-{i}",
-                                         interactive=False)
+                    comment = gr.Textbox(
+                        label=t(lang, "comment"), lines=1, elem_id=f"{prefix}-comment-{i}", interactive=False
+                    )
             views.append(SideView(column, header, answer, gt, timing, score, criteria, comment))
     return views
 
