@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import json
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -82,18 +83,39 @@ class ToolCallDelta(BaseModel):
 
 
 class ToolCall(BaseModel):
-    """A complete tool call (OpenAI shape flattened); ``arguments`` is the JSON text as produced."""
+    """A complete tool call: the one tool-call type of the project (backend output, streamed sides,
+    storage, metrics, recall, rendering). ``arguments`` is the JSON text as produced; stored and sent
+    in the OpenAI shape through ``to_openai`` / ``from_openai``."""
 
     type: Literal["tool_call"] = "tool_call"
-    index: int
+    index: int = 0
     id: str | None = None
     name: str
     arguments: str
 
-    def to_openai(self) -> dict[str, Any]:
-        """The OpenAI ``tool_calls`` item for an assistant message."""
+    @classmethod
+    def from_openai(cls, item: Mapping[str, Any], index: int = 0) -> ToolCall:
+        """From an OpenAI ``tool_calls`` item ``{"id", "type": "function", "function": {"name", "arguments"}}``;
+        arguments given as an object (some exporters write that) become JSON text."""
+        function = item["function"]
+        arguments = function.get("arguments", "")
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments, ensure_ascii=False)
+        return cls(index=index, id=item.get("id"), name=function.get("name") or "", arguments=arguments)
+
+    @classmethod
+    def list_from_openai(cls, items: Iterable[Mapping[str, Any]] | None) -> list[ToolCall]:
+        """Stored or message ``tool_calls`` (OpenAI shape; None for none) as ToolCalls, indexed in order."""
+        return [cls.from_openai(item, i) for i, item in enumerate(items or [])]
+
+    def to_openai(self, with_id: bool = True) -> dict[str, Any]:
+        """The OpenAI ``tool_calls`` item for an assistant message (``with_id=False``: as stored, no server id)."""
         call = {"type": "function", "function": {"name": self.name, "arguments": self.arguments}}
-        return {"id": self.id, **call} if self.id else call
+        return {"id": self.id, **call} if self.id and with_id else call
+
+    def parsed_arguments(self) -> Any:
+        """The arguments decoded from JSON; json.JSONDecodeError when they are not JSON."""
+        return json.loads(self.arguments)
 
 
 class Finish(BaseModel):

@@ -314,7 +314,9 @@ class _StreamState:
     def _tool_fragment(self, position: int, fragment: dict[str, Any]) -> ToolCallDelta:
         index = fragment.get("index", position)
         call = self.calls.setdefault(index, {"id": None, "name": "", "arguments": ""})
-        function = fragment.get("function") or {}
+        function = fragment["function"] if "function" in fragment else None
+        if not isinstance(function, dict):  # later fragments of a call may carry only the index
+            function = {}
         if fragment.get("id"):
             call["id"] = fragment["id"]
         if function.get("name"):

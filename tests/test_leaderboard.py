@@ -22,6 +22,7 @@ from arena.leaderboards.assembly import build_leaderboards
 from arena.leaderboards.frames import generations_input, index_dialogs, votes_input
 from arena.stats.agreement import alpha_bootstrap
 from arena.store import Store
+from backends.base import ToolCall
 
 N_BOOT = 60  # CIs only need to exist and be reproducible here; two shared cores
 SETS = ("dobae_qa", "persona", "tool_calls")
@@ -63,7 +64,7 @@ def populate(store: Store, dialogs: list[Dialog], *, seed: int = 0, r2: bool = T
         tokens = max(1, len(text))
         fields = {}
         if metrics:  # what the replay tab stores; round answers are stored without, so the adapter fills them
-            m = score_step(d, t, text, calls or [])
+            m = score_step(d, t, text, ToolCall.list_from_openai(calls))
             fields = {
                 "similarity": m.similarity,
                 "tool_name_match": m.tool_name_match,

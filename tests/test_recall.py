@@ -39,6 +39,7 @@ from arena.seeds.retrieval import (
     TOOL_NAME,
     write_fashion_retrieval,
 )
+from backends.base import ToolCall
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_SET = ROOT / "eval_sets" / "fashion_retrieval.jsonl"
@@ -218,7 +219,10 @@ def test_recall_and_mrr_by_hand() -> None:
 
 def test_extract_query_statuses() -> None:
     tools = {TOOL_NAME}
-    call = lambda name, args: {"name": name, "arguments": args}  # noqa: E731
+
+    def call(name: str, args: str | dict) -> ToolCall:
+        return ToolCall.from_openai({"function": {"name": name, "arguments": args}})
+
     assert extract_query([], tools).status == "no_call"
     assert extract_query([call("google_image_search", "{}")], tools).status == "wrong_tool"
     assert extract_query([call(TOOL_NAME, '{"text_query": ')], tools).status == "malformed"
@@ -228,8 +232,8 @@ def test_extract_query_statuses() -> None:
         [call("other", "{}"), call(TOOL_NAME, {"text_query": " 코트 "}), call(TOOL_NAME, '{"text_query": "x"}')], tools
     )
     assert got == QueryResult("코트")
-    openai_shape = [{"type": "function", "function": {"name": TOOL_NAME, "arguments": '{"text_query": "크룩스 용도"}'}}]
-    assert extract_query(openai_shape, tools).query == "크룩스 용도"
+    stored = [{"type": "function", "function": {"name": TOOL_NAME, "arguments": '{"text_query": "크룩스 용도"}'}}]
+    assert extract_query(ToolCall.list_from_openai(stored), tools).query == "크룩스 용도"
 
 
 def test_model_queries_no_query_rate_cache_and_resume(tmp_path: Path, kiwi: KiwiTokenizer) -> None:
@@ -238,7 +242,7 @@ def test_model_queries_no_query_rate_cache_and_resume(tmp_path: Path, kiwi: Kiwi
     running = {"now": 0, "max": 0}
     down = {"server": True}
 
-    async def generate(dialog: Dialog) -> list[dict]:
+    async def generate(dialog: Dialog) -> list[ToolCall]:
         calls.append(dialog.id)
         running["now"] += 1
         running["max"] = max(running["max"], running["now"])
@@ -248,10 +252,10 @@ def test_model_queries_no_query_rate_cache_and_resume(tmp_path: Path, kiwi: Kiwi
         if n == 0:
             return []  # no call
         if n == 1:
-            return [{"name": TOOL_NAME, "arguments": "{broken"}]
+            return [ToolCall(name=TOOL_NAME, arguments="{broken")]
         if n == 2 and down["server"]:
             raise ConnectionError("server down")
-        return [{"name": TOOL_NAME, "arguments": json.dumps({"text_query": dialog.meta["reference_query"]})}]
+        return [ToolCall(name=TOOL_NAME, arguments=json.dumps({"text_query": dialog.meta["reference_query"]}))]
 
     cache = MemoryQueryCache()
     report = GenerationReport()

@@ -15,6 +15,7 @@ from arena.core.metrics import (
     tool_call_match,
 )
 from arena.core.replay import build_messages, live_messages, step, steps
+from backends.base import ToolCall
 
 TOOL = {
     "type": "function",
@@ -131,9 +132,12 @@ def test_tool_call_match_ignores_order_and_json_formatting():
         {"function": {"name": "f", "arguments": '{"a": 2, "b": "서울"}'}},
         {"function": {"name": "g", "arguments": "{}"}},
     ]
-    assert tool_call_match(same, gt) == (True, True)
-    assert tool_call_match(wrong_args, gt) == (True, False)
-    assert tool_call_match([], gt) == (False, False)
+    calls = ToolCall.list_from_openai
+    assert tool_call_match(calls(same), calls(gt)) == (True, True)
+    assert tool_call_match(calls(wrong_args), calls(gt)) == (True, False)
+    assert tool_call_match([], calls(gt)) == (False, False)
+    # Arguments given as an object are the same call as their JSON text.
+    assert same[0]["function"]["arguments"] == {} and calls(same)[0].arguments == "{}"
 
 
 def test_score_step_flags_repetition_of_earlier_turn():
@@ -145,13 +149,6 @@ def test_score_step_flags_repetition_of_earlier_turn():
         d,
         3,
         "",
-        [
-            {
-                "function": {
-                    "name": "retrieve_fashion_text_knowledges_with_text_query",
-                    "arguments": '{"text_query": "코트"}',
-                }
-            }
-        ],
+        [ToolCall(name="retrieve_fashion_text_knowledges_with_text_query", arguments='{"text_query": "코트"}')],
     )
     assert tool.tool_name_match and tool.tool_args_match and tool.diff == []

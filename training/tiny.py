@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from backends.base import ToolCall
+
 # Bump when anything that changes the built models changes (template, rendering, training loop).
 CODE_VERSION = "4"
 
@@ -244,14 +246,8 @@ def _message(turn: dict[str, Any]) -> dict[str, Any]:
         if v is not None and k in ("role", "content", "tool_calls", "name", "tool_call_id")
     }
     if msg.get("tool_calls"):
-        calls = []
-        for call in msg["tool_calls"]:
-            fn = dict(call.get("function") or {})
-            if not isinstance(fn.get("arguments", "{}"), str):
-                fn["arguments"] = json.dumps(fn["arguments"], ensure_ascii=False)
-            function = {"name": fn.get("name", ""), "arguments": fn.get("arguments", "{}")}
-            calls.append({"type": "function", "function": function})
-        msg["tool_calls"] = calls
+        # Without ids: the tiny models' template has no place for them.
+        msg["tool_calls"] = [c.to_openai(with_id=False) for c in ToolCall.list_from_openai(msg["tool_calls"])]
     return msg
 
 

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from arena.core.answers import Context
 from arena.core.dialogs import Dialog
 from arena.core.metrics import GenerationMetrics, Splitter, score_step, split_words
 from arena.core.replay import ReplayStep, steps
+from backends.base import ToolCall
 
 if TYPE_CHECKING:
     from arena.annotation.sidebyside import Side
     from arena.store import Store
     from arena.store.store import RatedAnswer
-
-
-def replay_context(annotator: str) -> str:
-    """Replay answers are kept per annotator, so one annotator's regeneration never rewrites
-    what another has rated (blind rounds share answers through their own context)."""
-    return f"replay:{annotator}"
 
 
 def all_steps(dialogs: list[Dialog]) -> list[ReplayStep]:
@@ -28,7 +24,7 @@ def all_steps(dialogs: list[Dialog]) -> list[ReplayStep]:
 def progress(store: Store, annotator: str, eval_set: str, dialogs: list[Dialog]) -> tuple[int, int]:
     """(rated, total) replay steps of ``eval_set`` for this annotator."""
     total = {(s.dialog_id, s.turn_index) for s in all_steps(dialogs)}
-    rated = store.rated_steps(annotator, eval_set, context_prefix=replay_context(annotator))
+    rated = store.rated_steps(annotator, eval_set, Context.replay(annotator))
     return len(total & rated), len(total)
 
 
@@ -36,7 +32,7 @@ def next_unrated(
     store: Store, annotator: str, eval_set: str, dialogs: list[Dialog], after: tuple[str, int] | None = None
 ) -> ReplayStep | None:
     """The first unrated step after ``after`` (wrapping around), or None when all are rated."""
-    rated = store.rated_steps(annotator, eval_set, context_prefix=replay_context(annotator))
+    rated = store.rated_steps(annotator, eval_set, Context.replay(annotator))
     ordered = all_steps(dialogs)
     start = 0
     if after is not None:
@@ -50,7 +46,7 @@ def next_unrated(
 
 def rated_set(store: Store, annotator: str, eval_set: str) -> set[tuple[str, int]]:
     """(dialog_id, turn_index) of the replay steps of ``eval_set`` this annotator has rated."""
-    return store.rated_steps(annotator, eval_set, context_prefix=replay_context(annotator))
+    return store.rated_steps(annotator, eval_set, Context.replay(annotator))
 
 
 def numbered_steps(dialog: Dialog, rated: set[tuple[str, int]]) -> list[tuple[int, ReplayStep, bool]]:
@@ -72,13 +68,13 @@ def rated_answers(store: Store, annotator: str, dialog: Dialog, step: ReplayStep
         eval_set=dialog.eval_set,
         dialog_id=dialog.id,
         turn_index=step.turn_index,
-        context=replay_context(annotator),
+        context=Context.replay(annotator),
     )
 
 
-def answer_calls(stored: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """Stored OpenAI-shaped tool calls as the UI shows them ({"name", "arguments"})."""
-    return [c.get("function", c) for c in stored or []]
+def answer_calls(stored: list[dict[str, Any]] | None) -> list[ToolCall]:
+    """A stored answer's tool calls (kept in the OpenAI shape) as ToolCalls."""
+    return ToolCall.list_from_openai(stored)
 
 
 def stored_metrics(
@@ -91,7 +87,7 @@ def stored_metrics(
     """GT metrics of a stored answer, computed as for a fresh one (None for an open step without GT)."""
     if step.gt is None:
         return None
-    return score_step(dialog, step.turn_index, text, list(tool_calls or []), splitter)
+    return score_step(dialog, step.turn_index, text, answer_calls(tool_calls), splitter)
 
 
 def metrics_for(
@@ -100,45 +96,4 @@ def metrics_for(
     """GT metrics of one finished side (None for an open step without GT or a failed side)."""
     if side.error or step.gt is None:
         return None
-    return score_step(dialog, step.turn_index, side.text, side.openai_tool_calls(), splitter)
-
-
-def record_side(
-    store: Store,
-    model_id: int,
-    dialog: Dialog,
-    step: ReplayStep,
-    side: Side,
-    context: str,
-    metrics: GenerationMetrics | None,
-    prompt_hash: str = "",
-) -> int:
-    """Store one side's answer with timings and GT metrics; returns the generation id."""
-    finish = side.finish
-    timings = finish.timings if finish else None
-    usage = finish.usage if finish else None
-    fields: dict[str, Any] = {}
-    if metrics is not None:
-        fields = {
-            "gt_diff": [list(op) for op in metrics.diff] or None,
-            "similarity": metrics.similarity,
-            "tool_name_match": metrics.tool_name_match,
-            "tool_args_match": metrics.tool_args_match,
-        }
-    return store.record_generation(
-        model_id=model_id,
-        eval_set=dialog.eval_set,
-        dialog_id=dialog.id,
-        turn_index=step.turn_index,
-        text=side.text,
-        context=context,
-        prompt_hash=prompt_hash,
-        tool_calls=side.openai_tool_calls() or None,
-        finish_reason=finish.finish_reason if finish else None,
-        error=side.error,
-        ttft_ms=timings.ttft_s * 1000 if timings and timings.ttft_s is not None else None,
-        total_ms=timings.total_s * 1000 if timings else None,
-        tokens=usage.completion_tokens if usage else None,
-        tokens_per_s=timings.tokens_per_s if timings else None,
-        **fields,
-    )
+    return score_step(dialog, step.turn_index, side.text, side.tool_calls, splitter)

@@ -22,38 +22,40 @@ class Side:
 
     model: str
     text: str = ""
-    calls: dict[int, dict[str, Any]] = field(default_factory=dict)  # index -> {"name", "arguments", "id"}
+    calls: dict[int, ToolCall] = field(default_factory=dict)  # by the backend's call index
     done: bool = False
     error: str | None = None
     finish: Finish | None = None
 
     @property
-    def tool_calls(self) -> list[dict[str, Any]]:
+    def tool_calls(self) -> list[ToolCall]:
         """Tool calls so far (complete after the stream ends), in index order."""
         return [self.calls[i] for i in sorted(self.calls)]
 
     def openai_tool_calls(self) -> list[dict[str, Any]]:
-        """The tool calls in OpenAI message shape, for metrics and storage."""
-        return [
-            {"type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}} for c in self.tool_calls
-        ]
+        """The tool calls in OpenAI message shape, as stored (without the server's call ids)."""
+        return [c.to_openai(with_id=False) for c in self.tool_calls]
 
     def apply(self, event: Any) -> None:
         """Fold one backend event into this side."""
         if isinstance(event, TextDelta):
             self.text += event.text
         elif isinstance(event, ToolCallDelta):
-            call = self.calls.setdefault(event.index, {"name": "", "arguments": "", "id": None})
-            call["name"] = event.name or call["name"]
-            call["id"] = event.id or call["id"]
-            call["arguments"] += event.arguments
+            call = self.calls.get(event.index) or ToolCall(index=event.index, name="", arguments="")
+            self.calls[event.index] = call.model_copy(
+                update={
+                    "name": event.name or call.name,
+                    "id": event.id or call.id,
+                    "arguments": call.arguments + event.arguments,
+                }
+            )
         elif isinstance(event, ToolCall):
-            self.calls[event.index] = {"name": event.name, "arguments": event.arguments, "id": event.id}
+            self.calls[event.index] = event
         elif isinstance(event, Finish):
             self.finish, self.done = event, True
             self.text = event.text or self.text
             if event.tool_calls:
-                self.calls = {c.index: {"name": c.name, "arguments": c.arguments, "id": c.id} for c in event.tool_calls}
+                self.calls = {c.index: c for c in event.tool_calls}
         elif isinstance(event, Error):
             self.error, self.done = f"[{event.code}] {event.message}", True
             self.text = self.text or event.partial_text

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from backends.base import ToolCall
+
 Role = Literal["system", "user", "assistant", "tool"]
 
 
@@ -45,11 +47,17 @@ class FunctionCall(BaseModel):
         return json.loads(self.arguments)
 
 
-class ToolCall(BaseModel):
+class WireToolCall(BaseModel):
+    """A tool call as an eval-set file writes it (the OpenAI shape), validated where it is read so that an
+    error names ``tool_calls[0].function.arguments`` as written; ``call()`` gives the one ``ToolCall``."""
+
     model_config = ConfigDict(extra="forbid")
     id: str | None = None
     type: Literal["function"] = "function"
     function: FunctionCall
+
+    def call(self, index: int = 0) -> ToolCall:
+        return ToolCall(index=index, id=self.id, name=self.function.name, arguments=self.function.arguments)
 
 
 class Turn(BaseModel):
@@ -58,9 +66,13 @@ class Turn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Role
     content: str | None = None
-    tool_calls: list[ToolCall] | None = None
+    tool_calls: list[WireToolCall] | None = None
     name: str | None = None
     tool_call_id: str | None = None
+
+    def calls(self) -> list[ToolCall]:
+        """This turn's tool calls (none for a plain message)."""
+        return [c.call(i) for i, c in enumerate(self.tool_calls or [])]
 
     @model_validator(mode="after")
     def _shape(self) -> Turn:
@@ -98,7 +110,7 @@ class Dialog(BaseModel):
     def _tool_shape(cls, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
         # Templates and servers read tools[i].function.name; a tool without one fails at generation time.
         for i, tool in enumerate(tools):
-            function = tool.get("function")
+            function = tool["function"] if "function" in tool else None
             if tool.get("type", "function") != "function":
                 raise _FieldError(f"[{i}].type", f"expected 'function', not {tool.get('type')!r}")
             if not isinstance(function, dict):

@@ -14,6 +14,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
+from backends.base import ToolCall
+
 _WORD_RE = re.compile(r"\s+|\w+|[^\w\s]", re.UNICODE)
 
 # An answer this similar to an earlier assistant turn counts as restating it (the seed's topic-transition failure).
@@ -114,18 +116,15 @@ def similarity(answer: str, references: list[str], splitter: Splitter = split_wo
     return best
 
 
-def _normalise_call(call: dict[str, Any]) -> tuple[str, Any]:
-    fn = call.get("function", call)
-    args = fn.get("arguments", {})
-    if isinstance(args, str):
-        try:
-            args = json.loads(args)
-        except json.JSONDecodeError:
-            args = {"__unparsable__": args}
-    return fn.get("name", ""), args
+def _normalise_call(call: ToolCall) -> tuple[str, Any]:
+    try:
+        args = call.parsed_arguments()
+    except json.JSONDecodeError:
+        args = {"__unparsable__": call.arguments}
+    return call.name, args
 
 
-def tool_call_match(answer_calls: list[dict[str, Any]], gt_calls: list[dict[str, Any]]) -> tuple[bool, bool]:
+def tool_call_match(answer_calls: list[ToolCall], gt_calls: list[ToolCall]) -> tuple[bool, bool]:
     """(names match, names and arguments match), ignoring call order; arguments compared as parsed JSON."""
     got = sorted((_normalise_call(c) for c in answer_calls), key=lambda x: (x[0], json.dumps(x[1], sort_keys=True)))
     want = sorted((_normalise_call(c) for c in gt_calls), key=lambda x: (x[0], json.dumps(x[1], sort_keys=True)))
@@ -157,9 +156,9 @@ class GenerationMetrics:
 
 def score_answer(
     answer: str,
-    answer_calls: list[dict[str, Any]],
+    answer_calls: list[ToolCall],
     gt_text: str | None,
-    gt_calls: list[dict[str, Any]],
+    gt_calls: list[ToolCall],
     references: list[str],
     earlier_assistant_texts: list[str],
     splitter: Splitter = split_words,
@@ -177,11 +176,11 @@ def score_answer(
 
 
 def score_step(
-    dialog: Any, turn_index: int, answer: str, answer_calls: list[dict[str, Any]], splitter: Splitter = split_words
+    dialog: Any, turn_index: int, answer: str, answer_calls: list[ToolCall], splitter: Splitter = split_words
 ) -> GenerationMetrics:
     """Metrics for a replay answer to assistant turn ``turn_index`` of ``dialog`` (an arena Dialog)."""
     gt = dialog.turns[turn_index]
-    gt_calls = [c.model_dump() for c in gt.tool_calls or []]
+    gt_calls = gt.calls()
     earlier = [t.content for t in dialog.turns[:turn_index] if t.role == "assistant" and t.content]
     return score_answer(
         answer, answer_calls, gt.content, gt_calls, dialog.references.get(str(turn_index), []), earlier, splitter

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from arena.core.answers import Context
 from arena.core.dialogs import Dialog
 from arena.core.metrics import Splitter, score_step, split_words
+from backends.base import ToolCall
 
 if TYPE_CHECKING:
     pass
@@ -123,7 +125,7 @@ def _step_metrics(dialog: Dialog | None, turn_index: int, text: str, calls: Any,
     """Metrics score_step computes for one stored answer; empty when the answer has no GT turn to compare with."""
     if dialog is None or not 0 <= turn_index < len(dialog.turns) or dialog.turns[turn_index].role != "assistant":
         return {}
-    m = score_step(dialog, turn_index, text or "", list(calls or []), splitter)
+    m = score_step(dialog, turn_index, text or "", ToolCall.list_from_openai(calls), splitter)
     earlier = any(t.role == "assistant" and t.content for t in dialog.turns[:turn_index])
     # Without an earlier assistant turn there is nothing to repeat: NaN, not a 0 that would dilute the mean.
     rep = {"repetition": m.repetition, "repeats_earlier_turn": float(m.repeats_earlier_turn)} if earlier else {}
@@ -137,7 +139,7 @@ def _step_metrics(dialog: Dialog | None, turn_index: int, text: str, calls: Any,
 
 def _comparable(generations: pd.DataFrame) -> pd.Series:
     """Not a live chat: those have no GT and each model saw a different conversation."""
-    return ~generations["context"].astype(str).str.startswith("live")
+    return generations["context"].map(Context.kind_of).ne("live").astype(bool)
 
 
 def generations_input(

@@ -10,26 +10,11 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from arena.core.figures import no_data_figure
 from arena.core.i18n import column_label, t
 
 # Online Elo is shown beside BT only for comparison; its label says why it should not be trusted alone.
 ONLINE_ELO_LABEL = "Online Elo (order-dependent)"
-
-
-def no_data_figure(title: str, lang: str = "en") -> go.Figure:
-    """A figure that says there is nothing to draw, instead of empty axes."""
-    fig = go.Figure()
-    fig.add_annotation(
-        text=t(lang, "plot_no_data"),
-        x=0.5,
-        y=0.5,
-        xref="paper",
-        yref="paper",
-        showarrow=False,
-        font=dict(size=16, color="#666"),
-    )
-    fig.update_layout(title=title, xaxis_visible=False, yaxis_visible=False, meta={"no_data": True})
-    return fig
 
 
 def rating_ci_figure(

@@ -29,7 +29,7 @@ def recall_curve_figure(
     system names through ``label``."""
     import plotly.graph_objects as go
 
-    from arena.leaderboards.plots import no_data_figure
+    from arena.core.figures import no_data_figure
 
     if not results or all(len(r.hits([1])) == 0 for r in results):
         return no_data_figure(t(lang, "plot_recall_title"), lang)

@@ -26,6 +26,7 @@ import numpy as np
 
 from arena.core.dialogs import Dialog
 from arena.stats.bootstrap import chunks, group_rng, percentile_ci
+from backends.base import ToolCall
 
 if TYPE_CHECKING:
     from arena.retrieval.retriever import Retriever
@@ -65,8 +66,8 @@ def retrieval_items(dialogs: Iterable[Dialog]) -> list[Dialog]:
 def retrieval_tool_names(dialog: Dialog) -> set[str]:
     """Names of the item's tools that take a ``text_query`` argument."""
     names = set()
-    for tool in dialog.tools:
-        function = tool.get("function", tool)
+    for tool in dialog.tools:  # validated on load: each is {"type": "function", "function": {"name", ...}}
+        function = tool["function"]
         if "text_query" in ((function.get("parameters") or {}).get("properties") or {}):
             names.add(function.get("name"))
     return names
@@ -86,27 +87,24 @@ def reference_query(dialog: Dialog) -> QueryResult | None:
     return QueryResult(query) if isinstance(query, str) and query.strip() else None
 
 
-def extract_query(tool_calls: Sequence[Mapping[str, Any]], tool_names: set[str]) -> QueryResult:
-    """``text_query`` of the first call to a retrieval tool; calls are ``{"name", "arguments"}`` (OpenAI shape too)."""
+def extract_query(tool_calls: Sequence[ToolCall], tool_names: set[str]) -> QueryResult:
+    """``text_query`` of the first call to a retrieval tool."""
     if not tool_calls:
         return QueryResult(None, "no_call")
     for call in tool_calls:
-        function = call.get("function", call)
-        if function.get("name") not in tool_names:
+        if call.name not in tool_names:
             continue
-        arguments = function.get("arguments")
-        if isinstance(arguments, str):
-            try:
-                arguments = json.loads(arguments)
-            except json.JSONDecodeError as exc:
-                return QueryResult(None, "malformed", f"arguments are not JSON: {exc.msg}")
+        try:
+            arguments = call.parsed_arguments()
+        except json.JSONDecodeError as exc:
+            return QueryResult(None, "malformed", f"arguments are not JSON: {exc.msg}")
         if not isinstance(arguments, dict):
             return QueryResult(None, "malformed", "arguments are not a JSON object")
         query = arguments.get("text_query")
         if not isinstance(query, str) or not query.strip():
             return QueryResult(None, "malformed", "text_query missing or empty")
         return QueryResult(query.strip())
-    called = ", ".join(sorted({str(c.get("function", c).get("name")) for c in tool_calls}))
+    called = ", ".join(sorted({c.name for c in tool_calls}))
     return QueryResult(None, "wrong_tool", f"called {called}")
 
 
@@ -131,7 +129,7 @@ class QueryCache(Protocol):
     def lookup(self, item: Dialog) -> QueryResult | None:
         """The cached result for this item as the model would see it now; None (or an error) = generate."""
 
-    def save(self, item: Dialog, result: QueryResult, tool_calls: list[dict[str, Any]] | None) -> None:
+    def save(self, item: Dialog, result: QueryResult, tool_calls: list[ToolCall] | None) -> None:
         """Keep a result, failures included (they are retried, but show what went wrong)."""
 
 
@@ -140,17 +138,17 @@ class MemoryQueryCache:
     """A QueryCache in a dict, keyed by item id + prompt hash (for tests and one-off scripts)."""
 
     options: Mapping[str, Any] = field(default_factory=dict)
-    rows: dict[tuple[str, str], tuple[QueryResult, list[dict[str, Any]] | None]] = field(default_factory=dict)
+    rows: dict[tuple[str, str], tuple[QueryResult, list[ToolCall] | None]] = field(default_factory=dict)
 
     def lookup(self, item: Dialog) -> QueryResult | None:
         found = self.rows.get((item.id, prompt_hash(item, self.options)))
         return found[0] if found else None
 
-    def save(self, item: Dialog, result: QueryResult, tool_calls: list[dict[str, Any]] | None) -> None:
+    def save(self, item: Dialog, result: QueryResult, tool_calls: list[ToolCall] | None) -> None:
         self.rows[(item.id, prompt_hash(item, self.options))] = (result, tool_calls)
 
 
-GenerateFn = Callable[[Dialog], Awaitable[list[dict[str, Any]]]]
+GenerateFn = Callable[[Dialog], Awaitable[list[ToolCall]]]
 
 
 @dataclass
@@ -185,7 +183,7 @@ async def generate_queries(
             results[item.id] = found
             report.cached += 1
             return
-        calls: list[dict[str, Any]] | None = None
+        calls: list[ToolCall] | None = None
         async with semaphore:
             try:
                 calls = await generate(item)
@@ -215,12 +213,12 @@ def backend_generate(backend: Backend, options: Options | None = None) -> Genera
     from arena.core.replay import build_messages
     from backends.base import Error
 
-    async def generate(dialog: Dialog) -> list[dict[str, Any]]:
+    async def generate(dialog: Dialog) -> list[ToolCall]:
         messages = build_messages(dialog, len(dialog.turns))
         final = await backend.complete(messages, tools=dialog.tools or None, options=options)
         if isinstance(final, Error):
             raise BackendFailed(f"{final.code}: {final.message}")
-        return [{"name": call.name, "arguments": call.arguments} for call in final.tool_calls]
+        return list(final.tool_calls)
 
     return generate
 

@@ -17,7 +17,7 @@ from arena.retrieval.recall import GenerationReport, QueryResult, backend_genera
 
 if TYPE_CHECKING:
     from arena.store import Store
-    from backends.base import Options
+    from backends.base import Options, ToolCall
     from backends.registry import Registry
 
 # Fields of a models-file entry that do not change what the model answers.
@@ -44,7 +44,7 @@ class StoreQueryCache:
         row = self._rows[item.eval_set].get((item.id, self.key(item)))
         return None if row is None else QueryResult(row.query, row.status, row.error or "")
 
-    def save(self, item: Dialog, result: QueryResult, tool_calls: list[dict[str, Any]] | None) -> None:
+    def save(self, item: Dialog, result: QueryResult, tool_calls: list[ToolCall] | None) -> None:
         self.store.save_recall_query(
             model_id=self.model_id,
             eval_set=item.eval_set,
@@ -52,7 +52,7 @@ class StoreQueryCache:
             prompt_hash=self.key(item),
             query=result.query,
             status=result.status,
-            tool_calls=tool_calls,
+            tool_calls=[c.to_openai() for c in tool_calls] if tool_calls else None,
             error=result.detail or None,
         )
 
@@ -82,7 +82,7 @@ async def model_queries(
     report: GenerationReport | None = None,
 ) -> dict[str, QueryResult]:
     """Model ``name``'s query for every item: cached rows reused, the rest generated and stored."""
-    from arena.rounds.workflow import register_model
+    from arena.annotation.answers import register_model
 
     cache = StoreQueryCache(
         store,

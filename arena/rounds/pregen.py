@@ -15,14 +15,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from arena.annotation.answers import prompt_hash, record_answer, register_model
 from arena.annotation.rating import metrics_for
 from arena.annotation.sidebyside import Side
+from arena.core.answers import Context
 from arena.core.dialogs import Dialog
 from arena.core.metrics import Splitter, split_words
 from arena.core.replay import ReplayStep, step
 from arena.rounds.config import RoundError
-from arena.rounds.workflow import load_config, load_items, register_model
-from arena.store import stable_hash
+from arena.rounds.workflow import load_config, load_items
 from backends.base import Backend, Options
 
 if TYPE_CHECKING:
@@ -109,34 +110,19 @@ async def generate(backend: Backend, s: ReplayStep, options: Options | None, tim
 
 
 def _record(store: Store, round_id: int, model_id: int, task: Task, side: Side, splitter: Splitter) -> int:
-    finish, s = side.finish, task.step
-    timings = finish.timings if finish else None
-    metrics = metrics_for(task.dialog, s, side, splitter)
-    extra = {}
-    if metrics is not None:
-        extra = {
-            "gt_diff": [list(op) for op in metrics.diff] or None,
-            "similarity": metrics.similarity,
-            "tool_name_match": metrics.tool_name_match,
-            "tool_args_match": metrics.tool_args_match,
-        }
-    return store.record_generation(
+    # keep_success: a second pre-generation run at once leaves an answer that may already be judged.
+    return record_answer(
+        store,
         model_id=model_id,
         eval_set=task.dialog.eval_set,
         dialog_id=task.dialog.id,
-        turn_index=s.turn_index,
+        turn_index=task.step.turn_index,
+        side=side,
+        context=Context.round(round_id),
+        metrics=metrics_for(task.dialog, task.step, side, splitter),
+        prompt_hash=prompt_hash(task.step),
         round_id=round_id,
-        prompt_hash=stable_hash({"messages": s.messages, "tools": s.tools}),
-        text=side.text,
-        tool_calls=side.openai_tool_calls() or None,
-        finish_reason=finish.finish_reason if finish else None,
-        error=side.error,
-        ttft_ms=timings.ttft_s * 1000 if timings and timings.ttft_s is not None else None,
-        total_ms=timings.total_s * 1000 if timings else None,
-        tokens=finish.usage.completion_tokens if finish else None,
-        tokens_per_s=timings.tokens_per_s if timings else None,
         keep_success=True,
-        **extra,
     )
 
 

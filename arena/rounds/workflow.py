@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from arena.annotation.answers import register_model
 from arena.core.dialogs import Dialog
 from arena.rounds.config import RoundConfig, RoundError
 from arena.rounds.pairing import Item, all_pairs, build_items, select_steps
@@ -18,18 +19,6 @@ if TYPE_CHECKING:
 
 
 # ------------------------------------------------------------------------------------------ store side
-
-
-def register_model(store: Store, registry: Registry, name: str) -> int:
-    """The store id of a models-file entry, registering (or refreshing) it."""
-    spec = registry.specs[name]
-    return store.upsert_model(
-        name,
-        backend=spec.kind,
-        base_model=spec.path or spec.served_model_name or spec.name,
-        adapter=spec.adapter,
-        config=spec.model_dump(mode="json"),
-    )
 
 
 def create_round(store: Store, name: str, config: RoundConfig, *, dialogs: list[Dialog], registry: Registry) -> int:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from arena.core.answers import Context
 from arena.store.engine import DEFAULT_URL, create_engine, write_engine
 from arena.store.models import (
     POSITIONS,
@@ -547,7 +548,7 @@ class Store:
         dialog_id: str,
         turn_index: int,
         text: str = "",
-        context: str = "replay",
+        context: Context | str = "replay:anonymous",
         round_id: int | None = None,
         prompt_hash: str = "",
         tool_calls: list[Any] | None = None,
@@ -572,8 +573,7 @@ class Store:
         replaced: a successful one may already be judged, so a second writer (two pre-generation runs
         at once) leaves it as it is.
         """
-        if round_id is not None:
-            context = f"round:{round_id}"
+        context = str(Context.round(round_id) if round_id is not None else context)
         values = {
             "round_id": round_id,
             "prompt_hash": prompt_hash,
@@ -807,8 +807,8 @@ class Store:
         with self._reads() as s:
             return list(s.scalars(sa.select(Round).order_by(Round.id)))
 
-    def rated_steps(self, annotator: int | str, eval_set: str, context_prefix: str = "replay") -> set[tuple[str, int]]:
-        """(dialog_id, turn_index) pairs of ``eval_set`` this annotator has rated, in contexts starting with the prefix."""
+    def rated_steps(self, annotator: int | str, eval_set: str, context: Context | str) -> set[tuple[str, int]]:
+        """(dialog_id, turn_index) pairs of ``eval_set`` this annotator has rated among the answers of ``context``."""
         with self._reads() as s:
             annotator_id = self._annotator_id(s, annotator)
             stmt = (
@@ -817,14 +817,14 @@ class Store:
                 .where(
                     Rating.annotator_id == annotator_id,
                     Generation.eval_set == eval_set,
-                    Generation.context.startswith(context_prefix),
+                    Generation.context == str(context),
                 )
                 .distinct()
             )
             return {(d, t) for d, t in s.execute(stmt).all()}
 
     def rated_answers(
-        self, annotator: int | str, *, eval_set: str, dialog_id: str, turn_index: int, context: str
+        self, annotator: int | str, *, eval_set: str, dialog_id: str, turn_index: int, context: Context | str
     ) -> list[RatedAnswer]:
         """The answers to one turn (in one context) that this annotator rated in their latest submission
         there, with their rating, in the order the sides were shown; empty if they never rated it."""
@@ -856,7 +856,7 @@ class Store:
                 g.eval_set == eval_set,
                 g.dialog_id == dialog_id,
                 g.turn_index == turn_index,
-                g.context == context,
+                g.context == str(context),
             )
             .order_by(r.id)
         )

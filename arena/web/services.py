@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from arena.annotation.answers import ModelIds
 from arena.core.dialogs import Dialog
 from arena.core.metrics import Splitter, split_words
 from arena.rounds.queue import RoundCache
@@ -25,23 +26,11 @@ class Services:
     stall_timeout: float = 60.0
     rounds: RoundCache = field(default_factory=RoundCache)  # blind rounds' items and answers, once final
     by_id: dict[str, Dialog] = field(init=False)
-    _model_ids: dict[str, int] = field(init=False, default_factory=dict)
+    model_id: ModelIds = field(init=False)  # services.model_id(name): the store id, upserted on first use
 
     def __post_init__(self) -> None:
         self.by_id = {d.id: d for d in self.dialogs}
-
-    def model_id(self, name: str) -> int:
-        """The store id of a configured model, registering it on first use."""
-        if name not in self._model_ids:
-            spec = self.registry.specs[name]
-            self._model_ids[name] = self.store.upsert_model(
-                name,
-                backend=spec.kind,
-                base_model=spec.path or spec.served_model_name or spec.name,
-                adapter=spec.adapter,
-                config=spec.model_dump(mode="json"),
-            )
-        return self._model_ids[name]
+        self.model_id = ModelIds(self.store, self.registry)
 
     def eval_sets(self) -> list[str]:
         """Eval-set names in sorted order."""

@@ -20,6 +20,7 @@ from arena.store import ItemClosed, RatingInput, StoreError
 from arena.web.services import Services
 from arena.web.ui import render
 from arena.web.ui.sides import SIDE_LETTERS, build_sides, checked_rating, reset_updates
+from backends.base import ToolCall
 
 
 @dataclass
@@ -28,15 +29,6 @@ class BlindState:
 
     assignment: rounds.Assignment | None = None
     voted: bool = False
-
-
-def _calls(tool_calls: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """Stored OpenAI-shaped tool calls as the flat {name, arguments} cards render."""
-    out = []
-    for call in tool_calls or []:
-        fn = call.get("function", call)
-        out.append({"name": fn.get("name", ""), "arguments": fn.get("arguments", "{}")})
-    return out
 
 
 def build(app: gr.Blocks, services: Services, lang: str) -> None:
@@ -146,12 +138,12 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         st.assignment = assignment
         for view, gen_id in zip(views, (assignment.left_generation, assignment.right_generation)):
             g = services.store.get_generation(gen_id)
-            out[view.answer] = render.answer_html(g.text, _calls(g.tool_calls), lang)
+            out[view.answer] = render.answer_html(g.text, ToolCall.list_from_openai(g.tool_calls), lang)
             for c in view.rating_components():
                 out[c] = gr.update(
                     value=None if c is view.score else ([] if c is view.criteria else ""), interactive=True
                 )
-        gt_calls = [c.model_dump() for c in (s.gt.tool_calls or [])] if s.gt is not None else []
+        gt_calls = s.gt.calls() if s.gt is not None else []
         out.update(
             {
                 progress: progress_text,

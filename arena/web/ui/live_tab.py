@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
 
+from arena.annotation.answers import record_answer
 from arena.annotation.sidebyside import Side, stream_sides
+from arena.core.answers import Context
 from arena.core.i18n import t
 from arena.web.policies import blind_models, named_models
 from arena.web.services import Services
@@ -171,16 +174,16 @@ def build(services: Services, lang: str, app: gr.Blocks | None = None) -> None:
                     tm.ttft_s, tm.tokens_per_s, side.finish.usage.completion_tokens, lang
                 )
             await asyncio.to_thread(
-                services.store.record_generation,
-                model_id=services.model_id(side.model),
-                eval_set="live",
-                dialog_id=f"live-{st.session}",
-                turn_index=st.turns,
-                text=side.text,
-                context=f"live:{request.username or 'anonymous'}",
-                tool_calls=side.openai_tool_calls() or None,
-                finish_reason=side.finish.finish_reason if side.finish else None,
-                error=side.error,
+                functools.partial(
+                    record_answer,
+                    services.store,
+                    model_id=services.model_id(side.model),
+                    eval_set="live",
+                    dialog_id=f"live-{st.session}",
+                    turn_index=st.turns,
+                    side=side,
+                    context=Context.live(request.username),
+                )
             )
         out[state] = st
         yield out

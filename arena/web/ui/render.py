@@ -8,6 +8,7 @@ from typing import Any
 
 from arena.core.i18n import t
 from arena.core.metrics import GenerationMetrics, diff_html
+from backends.base import ToolCall
 
 ROLE_LABEL = {"user": "role_user", "assistant": "role_assistant", "tool": "role_tool", "system": "role_system"}
 
@@ -53,9 +54,8 @@ def message_html(message: dict[str, Any], lang: str, *, reference: bool = True) 
             parts.append(tool_result_card(message.get("name"), message["content"], lang))
         else:
             parts.append(f'<div class="arena-text">{_text(message["content"])}</div>')
-    for call in message.get("tool_calls") or []:
-        fn = call.get("function", call)
-        parts.append(tool_call_card(fn.get("name", ""), fn.get("arguments", "{}"), lang))
+    for call in ToolCall.list_from_openai(message.get("tool_calls")):
+        parts.append(tool_call_card(call.name, call.arguments, lang))
     key = ROLE_LABEL.get(role, "role_user")
     label = t(lang, "role_model" if key == "role_assistant" and not reference else key)
     return f'<div class="arena-msg arena-{role}"><div class="arena-role">{label}</div>{"".join(parts)}</div>'
@@ -68,14 +68,14 @@ def dialog_html(messages: list[dict[str, Any]], lang: str, *, reference: bool = 
     return '<div class="arena-dialog">' + "".join(message_html(m, lang, reference=reference) for m in shown) + "</div>"
 
 
-def answer_html(text: str, tool_calls: list[dict[str, Any]], lang: str, *, streaming: bool = False) -> str:
+def answer_html(text: str, tool_calls: list[ToolCall], lang: str, *, streaming: bool = False) -> str:
     """A model's answer so far: text plus any tool calls as cards.
 
     While streaming text alone, the HTML is left open (the browser closes the element) and the cursor is
     drawn by CSS (``.arena-cursor::after``), so each update starts with the previous one: Gradio then
     sends only the new characters (an "append" diff) instead of the whole answer every time.
     """
-    cards = "".join(tool_call_card(c["name"], c.get("arguments", "{}"), lang) for c in tool_calls)
+    cards = "".join(tool_call_card(c.name, c.arguments, lang) for c in tool_calls)
     if streaming:
         return f'<div class="arena-answer arena-cursor">{_text(text)}' + (f"{cards}</div>" if cards else "")
     if not text and not cards:
@@ -91,7 +91,7 @@ def error_html(message: str, lang: str) -> str:
     )
 
 
-def gt_html(gt_text: str | None, gt_calls: list[dict[str, Any]], metrics: GenerationMetrics | None, lang: str) -> str:
+def gt_html(gt_text: str | None, gt_calls: list[ToolCall], metrics: GenerationMetrics | None, lang: str) -> str:
     """The GT turn with the word/morpheme diff against the answer, and the figures under it."""
     if gt_text is None and not gt_calls:
         return f'<div class="arena-gt arena-empty">{t(lang, "no_gt")}</div>'
@@ -101,8 +101,7 @@ def gt_html(gt_text: str | None, gt_calls: list[dict[str, Any]], metrics: Genera
             f'<div class="arena-diff">{diff_html(metrics.diff) if metrics and metrics.diff else _text(gt_text)}</div>'
         )
     for call in gt_calls:
-        fn = call.get("function", call)
-        parts.append(tool_call_card(fn.get("name", ""), fn.get("arguments", "{}"), lang))
+        parts.append(tool_call_card(call.name, call.arguments, lang))
     if metrics is not None:
         parts.append(f'<div class="arena-figures">{metrics_line(metrics, lang)}</div>')
     parts.append("</div>")

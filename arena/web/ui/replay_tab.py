@@ -8,17 +8,18 @@ and left without a new choice changes nothing.
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
 
-from arena.annotation import rating
+from arena.annotation import answers, rating
 from arena.annotation.sidebyside import stream_sides
+from arena.core.answers import Context
 from arena.core.dialogs import Dialog
 from arena.core.i18n import t
 from arena.core.replay import ReplayStep, step, steps
-from arena.store import stable_hash
 from arena.web.policies import named_models
 from arena.web.services import Services
 from arena.web.ui import render
@@ -154,7 +155,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
             out[submit] = gr.update(value=t(lang, "submit"), interactive=False)  # enabled once the answers are in
             out[status] = t(lang, "pick_models") if len(picked) < 2 else note
             return out, len(picked) >= 2
-        gt_calls = [c.model_dump() for c in (s.gt.tool_calls or [])] if s.gt is not None else []
+        gt_calls = s.gt.calls() if s.gt is not None else []
         for view, a in zip(views, stored):
             calls = rating.answer_calls(a.tool_calls)
             metrics = rating.stored_metrics(d, s, a.text, a.tool_calls, services.splitter)
@@ -312,7 +313,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         s = step(d, st.turn_index)
         epoch = st.epoch
         backends = [(m, services.registry[m]) for m in st.models]
-        gt_calls = [c.model_dump() for c in (s.gt.tool_calls or [])] if s.gt is not None else []
+        gt_calls = s.gt.calls() if s.gt is not None else []
         final = None
         async for sides in stream_sides(backends, s.messages, tools=s.tools, stall_timeout=services.stall_timeout):
             if st.epoch != epoch:
@@ -329,21 +330,24 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         if final is None or st.epoch != epoch:
             return
         out: dict[Any, Any] = {}
-        prompt_hash = stable_hash({"messages": s.messages, "tools": s.tools})
-        context = rating.replay_context(request.username or "anonymous")
+        asked = answers.prompt_hash(s)
+        context = Context.replay(request.username)
         for i, side in enumerate(final):
             # Kiwi morphemes for the GT diff take tens of ms: off the event loop, so other pages keep streaming.
             metrics = await asyncio.to_thread(rating.metrics_for, d, s, side, services.splitter)
             gen_id = await asyncio.to_thread(
-                rating.record_side,
-                services.store,
-                services.model_id(side.model),
-                d,
-                s,
-                side,
-                context,
-                metrics,
-                prompt_hash,
+                functools.partial(
+                    answers.record_answer,
+                    services.store,
+                    model_id=services.model_id(side.model),
+                    eval_set=d.eval_set,
+                    dialog_id=d.id,
+                    turn_index=s.turn_index,
+                    side=side,
+                    context=context,
+                    metrics=metrics,
+                    prompt_hash=asked,
+                )
             )
             st.generation_ids[i], st.failed[i] = gen_id, bool(side.error)
             view = views[i]
