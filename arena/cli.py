@@ -39,19 +39,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse arguments and run the chosen subcommand's ``func(args) -> int``."""
     args = build_parser().parse_args(argv)
+    # Imported here: `arena --help` need not load SQLAlchemy.
+    from arena.commands.common import CommandError
+    from arena.store import StoreError
+
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:
-        # A database that cannot be opened (not a database, from a newer arena) is the same message for
-        # every command, without a traceback. Imported here: `arena --help` need not load SQLAlchemy.
-        from arena.store import StoreError
-
-        if not isinstance(exc, StoreError):
-            raise
+    except (CommandError, StoreError) as exc:
+        # One format for every command, without a traceback (arena.commands.common says the exit codes).
+        # A store error is the user's: a database that cannot be opened, a round or name that is not there.
         print(f"arena {args.command}: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code if isinstance(exc, CommandError) else 2
 
 
 if __name__ == "__main__":

@@ -152,10 +152,10 @@ def test_train_refuses_bad_settings_and_a_missing_base_before_loading_anything(t
         encoding="utf-8",
     )
     cases = [
-        ([], f"error: {config}:4: lora_r: must be a whole number >= 1, not 0"),  # the YAML file's line
-        (["--lora_r", "8", "--learning_rate", "-1"], "error: --learning_rate: must be > 0, not -1.0"),
-        (["--lora_r", "8", "--lora_dropout", "1.5"], "error: --lora_dropout: must be in [0, 1), not 1.5"),
-        (["--lora_r", "8", "--template", "koalpca"], "error: --template: unknown chat template 'koalpca'"),
+        ([], f"arena train: {config}:4: lora_r: must be a whole number >= 1, not 0"),  # the YAML file's line
+        (["--lora_r", "8", "--learning_rate", "-1"], "arena train: --learning_rate: must be > 0, not -1.0"),
+        (["--lora_r", "8", "--lora_dropout", "1.5"], "arena train: --lora_dropout: must be in [0, 1), not 1.5"),
+        (["--lora_r", "8", "--template", "koalpca"], "arena train: --template: unknown chat template 'koalpca'"),
     ]
     for extra, message in cases:
         assert main(["train", "--config", str(config), *extra]) == 2, extra
@@ -166,7 +166,8 @@ def test_train_refuses_bad_settings_and_a_missing_base_before_loading_anything(t
     for extra in ([], ["--dry_run"]):
         rc = main(["train", "--config", str(config), "--lora_r", "8", "--base_model", str(nowhere), *extra])
         err = capsys.readouterr().err
-        assert rc == 1 and f"error: base_model: no model directory at {nowhere}" in err, err
+        # A user's mistake, said the same way by the real run and the dry run: exit 2, one line.
+        assert rc == 2 and f"arena train: base_model: no model directory at {nowhere}" in err, err
         assert "Repo id" not in err and not out.exists()
 
 

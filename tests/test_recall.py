@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import random
@@ -287,12 +286,9 @@ def test_model_queries_no_query_rate_cache_and_resume(tmp_path: Path, kiwi: Kiwi
 
 
 def _run_cli(argv: list[str]) -> int:
-    from arena.commands import recall
+    from arena.cli import main
 
-    parser = argparse.ArgumentParser()
-    recall.register(parser.add_subparsers())
-    args = parser.parse_args(["recall", *argv])
-    return args.func(args)
+    return main(["recall", *argv])
 
 
 def test_cli_prints_recall_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

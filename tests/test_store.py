@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -281,12 +280,9 @@ def test_open_accepts_paths_and_urls(tmp_path, monkeypatch) -> None:
 
 
 def _annotators_cli(argv: list[str]) -> int:
-    from arena.commands import annotators
+    from arena.cli import main
 
-    parser = argparse.ArgumentParser(prog="arena")
-    annotators.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return main(argv)
 
 
 def test_annotators_cli(tmp_path, capsys) -> None:
@@ -298,8 +294,8 @@ def test_annotators_cli(tmp_path, capsys) -> None:
     lee = ["annotators", "add", "lee", "--password", "pw", "--role", "researcher", "--db", db]
     assert _annotators_cli(lee) == 0
     assert "password:" not in capsys.readouterr().out
-    assert _annotators_cli(["annotators", "add", "kim", "--db", db]) == 1
-    assert "already exists" in capsys.readouterr().err
+    assert _annotators_cli(["annotators", "add", "kim", "--db", db]) == 2
+    assert "arena annotators: annotator 'kim' already exists" in capsys.readouterr().err
     assert _annotators_cli(["annotators", "list", "--db", db]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("\t")[:2] for line in lines] == [["kim", "annotator"], ["lee", "researcher"]]

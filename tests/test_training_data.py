@@ -329,7 +329,11 @@ def test_cli_stops_before_training_on_bad_data_and_dry_run_reports(tmp_path, cap
     # A base model that does not exist proves nothing is loaded: the data check comes first.
     rc = main(["train", "--base_model", str(tmp_path / "no-model"), "--data", str(data), "--output_dir", str(out)])
     err = capsys.readouterr().err
-    assert rc == 1 and "1 bad record(s); nothing was trained" in err and f"{data}:2: response: missing or empty" in err
+    assert (
+        rc == 2
+        and "1 bad record(s), listed above; nothing was trained" in err
+        and f"{data}:2: response: missing or empty" in err
+    )
     assert not out.exists()
     rc = main(["train", "--base_model", "x", "--data", str(data), "--skip_bad", "--dry_run"])
     captured = capsys.readouterr()

@@ -196,7 +196,7 @@ def test_cli_add_reaches_the_served_arena_and_the_tab_lists_it(tiny_models, adap
         assert rc == 0 and "added llama-tiny:dobae-v1" in capsys.readouterr().out
         assert httpx.get(url + "/en/", timeout=30).status_code in (200, 401)  # the UI is still mounted beside the API
         rc = main(["adapters", "add", "x", str(adapter_run), "--base", "llama-tiny", "--url", url, "--user", "rater"])
-        assert rc == 1 and "403" in capsys.readouterr().err
+        assert rc == 2 and "arena adapters: 403" in capsys.readouterr().err
     assert "llama-tiny:dobae-v1" in services.registry
     table = adapter_table(find_adapters(adapter_run.parent), services, "en")
     row = table.iloc[0].to_dict()

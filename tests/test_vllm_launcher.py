@@ -192,7 +192,7 @@ def test_up_dry_run_prints_commands_and_unknown_names_fail(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "# a -> http://127.0.0.1:8001/v1" in out
     assert "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True vllm serve org/a --host 127.0.0.1 --port 8001" in out
-    assert main(["models", "up", "--config", str(path), "nope"]) == 1
+    assert main(["models", "up", "--config", str(path), "nope"]) == 2
     assert "'nope' has no `launch:` section" in capsys.readouterr().err
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
+
+from arena.commands.common import OperationFailed, UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -80,15 +81,13 @@ def run_add(args: argparse.Namespace) -> int:
     try:
         resp = httpx.post(args.url.rstrip("/") + "/api/adapters", json=body, auth=(args.user, password), timeout=600)
     except httpx.HTTPError as exc:
-        print(f"error: cannot reach the arena at {args.url}: {exc}", file=sys.stderr)
-        return 1
+        raise OperationFailed(f"cannot reach the arena at {args.url}: {exc}") from None
     if resp.status_code != 200:
         try:
             detail = resp.json().get("detail", resp.text)
         except ValueError:
             detail = resp.text
-        print(f"error: {resp.status_code}: {detail}", file=sys.stderr)
-        return 1
+        raise UserError(f"{resp.status_code}: {detail}") from None
     print(f"added {resp.json()['model']} (reload the arena page to pick it)")
     return 0
 
@@ -100,7 +99,6 @@ def run_merge(args: argparse.Namespace) -> int:
     try:
         out = merge_adapter(args.path, args.out, base=args.base)
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        raise UserError(str(exc)) from None
     print(f"merged model: {out}")
     return 0

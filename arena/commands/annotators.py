@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from arena.commands.db import add_db_argument
+from arena.commands.common import UserError, add_db_argument
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,8 +55,7 @@ def run_add(args: argparse.Namespace) -> int:
         try:
             store.add_annotator(args.name, password, role=args.role)
         except (AlreadyExists, ValueError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
+            raise UserError(str(exc)) from None
     print(f"added {args.role} {args.name!r}")
     if not args.password:
         print(f"password: {password}")
@@ -85,18 +84,14 @@ def run_passwd(args: argparse.Namespace) -> int:
     if args.stdin:
         password = sys.stdin.readline().rstrip("\r\n")
         if not password:
-            print(
-                "error: --stdin: the first line of standard input is empty; expected the new password", file=sys.stderr
-            )
-            return 2
+            raise UserError("--stdin: the first line of standard input is empty; expected the new password")
     else:
         password = generate_password()
     with Store.open(args.db) as store:
         try:
             store.set_password(args.name, password)
         except NotFound:
-            print(f"error: no annotator {args.name!r} (see `arena annotators list`)", file=sys.stderr)
-            return 2
+            raise UserError(f"no annotator {args.name!r} (see `arena annotators list`)") from None
     print(f"new password for {args.name!r}; their sessions have ended")
     if not args.stdin:
         print(f"password: {password}")
@@ -110,7 +105,6 @@ def run_disable(args: argparse.Namespace) -> int:
         try:
             store.set_disabled(args.name, args.disabled)
         except NotFound:
-            print(f"error: no annotator {args.name!r} (see `arena annotators list`)", file=sys.stderr)
-            return 2
+            raise UserError(f"no annotator {args.name!r} (see `arena annotators list`)") from None
     print(f"disabled {args.name!r}; their sessions have ended" if args.disabled else f"enabled {args.name!r}")
     return 0

@@ -3,37 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-from arena.store import DEFAULT_URL, to_url
-
-
-def db_location(text: str) -> str:
-    """``--db`` as given, once it can be a database: a SQLite file needs an existing directory.
-
-    Without this check a typo in the directory made the engine create it, and an empty database in it."""
-    try:
-        url = to_url(text)
-    except Exception as exc:  # noqa: BLE001 - SQLAlchemy's ArgumentError is not a ValueError argparse shows
-        raise argparse.ArgumentTypeError(f"not a database URL or SQLite file path: {exc}") from None
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        parent = Path(url.database).parent
-        if not parent.is_dir():
-            raise argparse.ArgumentTypeError(
-                f"no directory {parent} for the SQLite database {url.database} (check the path, or create it first)"
-            )
-    return text
-
-
-def add_db_argument(parser: argparse.ArgumentParser) -> None:
-    """The ``--db`` option every store-using command shares (default: $ARENA_DB or ./ratings.db)."""
-    parser.add_argument(
-        "--db",
-        type=db_location,
-        default=os.environ.get("ARENA_DB", DEFAULT_URL),
-        help="SQLAlchemy URL or SQLite file path (default: $ARENA_DB, else %(default)s)",
-    )
+from arena.commands.common import add_db_argument
+from arena.store import to_url
 
 
 def register(sub: argparse._SubParsersAction) -> None:

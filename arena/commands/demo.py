@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from arena import PROJECT_ROOT
-from arena.commands.db import db_location
+from arena.commands.common import UserError, add_db_argument
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--db", type=db_location, default="ratings.db", help="SQLite path or SQLAlchemy URL (default: ratings.db)"
-    )
+    add_db_argument(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument(
@@ -114,13 +111,10 @@ def _serve(config, banner: str = "") -> int:
     try:
         run(config, banner=banner)
     except EvalSetError as exc:
-        print(f"arena: {len(exc.problems)} problem(s) in the eval sets; nothing was served:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return 2
+        problems = "\n".join(f"  {problem}" for problem in exc.problems)
+        raise UserError(f"{len(exc.problems)} problem(s) in the eval sets; nothing was served:\n{problems}") from None
     except (RegistryError, StoreError) as exc:
-        print(f"arena: {exc}", file=sys.stderr)
-        return 2
+        raise UserError(str(exc)) from None
     return 0
 
 
@@ -130,8 +124,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from training.tiny import ensure_tiny_models
 
     if problem := _startup_problem(args):
-        print(f"arena demo: {problem}", file=sys.stderr)
-        return 2
+        raise UserError(f"{problem}") from None
     print("arena: preparing the tiny demo models (built once, then cached in models/) ...")
     ensure_tiny_models(PROJECT_ROOT / "models", "demo")
     _note_new_database(args.db)
@@ -153,8 +146,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from arena.web.server import ServeConfig
 
     if problem := _startup_problem(args):
-        print(f"arena serve: {problem}", file=sys.stderr)
-        return 2
+        raise UserError(f"{problem}") from None
     _note_new_database(args.db)
     return _serve(
         ServeConfig(

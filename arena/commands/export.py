@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from arena.commands.db import add_db_argument
+from arena.commands.common import UserError, add_db_argument
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,10 +30,8 @@ def run(args: argparse.Namespace) -> int:
             path = args.output or default_filename(args.round_name, args.format)
             n = export_round(store, args.round_name, args.format, path)
         except (StoreError, ExportTargetError) as exc:
-            print(f"arena export: {exc}", file=sys.stderr)
-            return 2
+            raise UserError(str(exc)) from None
         except OSError as exc:  # nothing was written: the export goes to a temp file renamed when complete
-            print(f"arena export: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
-            return 2
+            raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
     print(f"wrote {n} rows to {path}", file=sys.stderr)
     return 0

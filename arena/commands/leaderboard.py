@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import sys
 from typing import TYPE_CHECKING, Any
 
 from arena import PROJECT_ROOT
-from arena.commands.db import add_db_argument
+from arena.commands.common import UserError, add_db_argument
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -90,18 +89,15 @@ def run(args: argparse.Namespace) -> int:
     from arena.store import Store
 
     if args.boot < 0:
-        print("arena leaderboard: --boot must be >= 0", file=sys.stderr)
-        return 2
+        raise UserError("--boot must be >= 0") from None
     try:
         dialogs = load_dialogs(eval_set_files(args.sets_dir))
     except EvalSetError as exc:
-        print(f"arena leaderboard: invalid eval set:\n{exc}", file=sys.stderr)
-        return 2
+        raise UserError(f"invalid eval set:\n{exc}") from None
     with Store.open(args.db) as store:
         if args.round and store.get_round(args.round) is None and not _round_id_exists(store, args.round):
             known = ", ".join(r.name for r in store.list_rounds()) or "none yet"
-            print(f"arena leaderboard: no round {args.round!r} (known: {known})", file=sys.stderr)
-            return 2
+            raise UserError(f"no round {args.round!r} (known: {known})") from None
         splitter = default_splitter() if args.tokenizer == "kiwi" else split_words
         try:
             boards = build_leaderboards(
@@ -117,8 +113,7 @@ def run(args: argparse.Namespace) -> int:
                 splitter=splitter,
             )
         except ValueError as exc:  # e.g. an --anchor model without votes in this slice
-            print(f"arena leaderboard: {exc}", file=sys.stderr)
-            return 2
+            raise UserError(str(exc)) from None
     print(render(boards, args.format, args.table))
     return 0
 

@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from arena.commands.common import UserError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `models` group; each action is a nested subcommand with its own ``func``."""
@@ -78,8 +80,7 @@ def run_build(args: argparse.Namespace) -> int:
     try:
         dirs = ensure_tiny_models(args.out, args.profile, corpus_files=args.corpus, force=args.force)
     except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        raise UserError(str(exc)) from None
     for name, path in dirs.items():
         m = read_manifest(path) or {}
         print(
@@ -96,8 +97,7 @@ def run_list(args: argparse.Namespace) -> int:
     try:
         table, healthy = list_models(default_config_path(args.config))
     except RegistryError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        raise UserError(str(exc)) from None
     print(table)
     return 0 if healthy else 1
 
@@ -122,11 +122,9 @@ def run_up(args: argparse.Namespace) -> int:
     try:
         _, chosen = _plans(args)
     except (RegistryError, KeyError) as exc:
-        print(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
-        return 1
+        raise UserError(f"{exc.args[0] if isinstance(exc, KeyError) else exc}") from None
     if not chosen:
-        print("no entry has a `launch:` section", file=sys.stderr)
-        return 1
+        raise UserError("no entry of the models file has a `launch:` section")
     if args.dry_run:
         for plan in chosen:
             print(f"# {plan.name} -> {plan.base_url}\n{plan.shell()}")
@@ -140,7 +138,7 @@ def run_up(args: argparse.Namespace) -> int:
             seconds = wait_healthy(plan, pid, args.timeout)
         except LaunchError as exc:
             failed += 1
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"arena models: {exc}", file=sys.stderr)  # the others go on; exit 1 at the end
             stop(plan)
             return
         print(f"{plan.name}: up at {plan.base_url} (pid {pid}) after {seconds:.0f} s", flush=True)
@@ -174,15 +172,14 @@ def run_down(args: argparse.Namespace) -> int:
     try:
         _, chosen = _plans(args)
     except (RegistryError, KeyError) as exc:
-        print(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
-        return 1
+        raise UserError(f"{exc.args[0] if isinstance(exc, KeyError) else exc}") from None
     failed = 0
     for plan in chosen:
         try:
             pid = stop(plan)
         except LaunchError as exc:
             failed += 1
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"arena models: {exc}", file=sys.stderr)  # the others go on; exit 1 at the end
             continue
         print(f"{plan.name}: " + (f"stopped (pid {pid})" if pid else "not running (started here)"))
     return 1 if failed else 0
@@ -197,8 +194,7 @@ def run_status(args: argparse.Namespace) -> int:
     try:
         rows = status_rows(args)
     except RegistryError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        raise UserError(str(exc)) from None
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
     else:

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from arena.commands.db import db_location
+from arena.commands.common import UserError, add_db_argument
 from arena.retrieval.recall import DEFAULT_KS, MRR_DEPTH
 
 if TYPE_CHECKING:
@@ -84,12 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--config", default="configs/demo.yaml", help="models YAML for --models (default: configs/demo.yaml)"
     )
-    p.add_argument(
-        "--db",
-        type=db_location,
-        default="ratings.db",
-        help="store holding cached model queries: SQLite path or SQLAlchemy URL (default: ratings.db)",
-    )
+    add_db_argument(p)  # the store holding cached model queries
     p.add_argument("--concurrency", type=int, default=4, help="parallel generations per model (default: 4)")
     p.add_argument("--no-reference", action="store_true", help="leave out the reference-query row")
     p.add_argument("--cache-dir", default=".cache/bm25", metavar="DIR", help="BM25 index cache (default: .cache/bm25)")
@@ -105,8 +100,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
     except RecallError as exc:
-        print(f"arena recall: {exc}", file=sys.stderr)
-        return 2
+        raise UserError(str(exc)) from None
 
 
 def _run(args: argparse.Namespace) -> int:

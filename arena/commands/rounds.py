@@ -11,12 +11,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from arena import PROJECT_ROOT
-from arena.commands.db import add_db_argument
+from arena.commands.common import UserError, add_db_argument
+from arena.core.errors import validation_problems
 
 
 def _eval_sets_arg(p: argparse.ArgumentParser) -> None:
@@ -108,8 +108,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _fail(message: str) -> int:
-    print(f"arena round: {message}", file=sys.stderr)
-    return 2
+    raise UserError(message)
 
 
 def _config_fields(args: argparse.Namespace) -> dict[str, Any]:
@@ -164,11 +163,7 @@ def run_create(args: argparse.Namespace) -> int:
         registry = build_registry(default_config_path(args.config))
         dialogs = _dialogs(args.eval_sets)
     except ValidationError as exc:
-        lines = [
-            f"  {'.'.join(map(str, e['loc'])) or 'round'}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()
-        ]
-        return _fail("invalid round:\n" + "\n".join(lines))
+        return _fail("invalid round:\n" + "\n".join(f"  {line}" for line in validation_problems(exc, "round")))
     except (RegistryError, ValueError, OSError) as exc:
         return _fail(str(exc))
     with Store.open(args.db) as store:

@@ -6,9 +6,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from arena import PROJECT_ROOT
+from arena.commands.common import OperationFailed
 
 DEFAULT_SEEDS = PROJECT_ROOT.parent / "shared" / "seeds"
 DEFAULT_OUT = PROJECT_ROOT / "eval_sets"
@@ -44,8 +44,7 @@ def run_convert(args: argparse.Namespace) -> int:
     try:
         counts = convert_all(args.seeds, args.out)
     except (SeedFormatError, OSError) as exc:
-        print(f"seeds convert: {exc}", file=sys.stderr)
-        return 1
+        raise OperationFailed(f"convert: {exc}") from None
     for name, count in counts.items():
         print(f"{args.out}/{name}.jsonl: {count} dialogs")
     return 0

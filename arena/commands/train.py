@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from arena.commands.common import UserError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `train`; every TrainConfig field is an option that overrides the YAML file."""
@@ -36,8 +38,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = from_args(args)
     except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise UserError(str(exc)) from None
     try:
         if config.dry_run:
             data = load_records(config.data, skip_bad=config.skip_bad, references=config.references)
@@ -47,23 +48,19 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{len(data.problems)} bad record(s) would be skipped:", file=sys.stderr)
                 _print_problems(data.problems)
             if problem := base_model_problem(config.base_model):
-                print(f"error: base_model: {problem}", file=sys.stderr)  # exit 1, as the real run's
-                return 1
+                raise UserError(f"base_model: {problem}")  # as the real run says it
             print(f"{len(data.records)} records in all; dry run, nothing trained")
             return 0
         from training.lora import train
 
         run_dir = train(config)
     except DataError as exc:
-        print(
-            f"error: {len(exc.problems)} bad record(s); nothing was trained (fix them, or pass --skip_bad):",
-            file=sys.stderr,
-        )
         _print_problems(exc.problems)
-        return 1
+        raise UserError(
+            f"{len(exc.problems)} bad record(s), listed above; nothing was trained (fix them, or pass --skip_bad)"
+        ) from None
     except (OSError, ValueError, RuntimeError) as exc:  # a missing file or base model, a refused setting
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        raise UserError(str(exc)) from None
     import json
 
     m = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))

@@ -233,6 +233,32 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "weights for models not in the round: {models}",
     },
     "round_err_weight_positive": {"ko": "가중치는 0보다 커야 합니다", "en": "weights must be positive"},
+    # Refusals from the store and the round workflows (StoreError.code), worded for the page.
+    "err_no_round": {"ko": "라운드 '{name}'을(를) 찾을 수 없습니다.", "en": "There is no round '{name}'."},
+    "err_round_state": {
+        "ko": "라운드 '{name}'은(는) 지금 '{status}' 상태라 이 작업을 할 수 없습니다.",
+        "en": "Round '{name}' is {status} now, so this cannot be done.",
+    },
+    "err_not_judge": {
+        "ko": "라운드 '{name}'의 평가자가 아닙니다.",
+        "en": "You are not an annotator of round '{name}'.",
+    },
+    "err_bad_vote": {
+        "ko": "이 항목에 맞지 않는 투표입니다. 페이지를 새로 고친 뒤 다시 투표해 주세요.",
+        "en": "This vote does not fit the item; reload the page and vote again.",
+    },
+    "err_pregen_not_started": {
+        "ko": "라운드 '{name}'에 아직 항목이 없습니다. 먼저 라운드를 시작하세요.",
+        "en": "Round '{name}' has no items yet: start it first.",
+    },
+    "err_pregen_models_missing": {
+        "ko": "모델 설정 파일에 없는 라운드 모델: {models}",
+        "en": "Models of the round that are not in the models file: {models}",
+    },
+    "err_unexpected": {
+        "ko": "처리하지 못했습니다. 서버가 보낸 내용: {detail}",
+        "en": "That did not work. The server said: {detail}",
+    },
     "round_err_exists": {
         "ko": "라운드 {name}이(가) 이미 있습니다. 다른 이름을 쓰세요",
         "en": "a round named {name} already exists; pick another name",

@@ -116,7 +116,7 @@ def count_items(config: RoundConfig, dialogs: Iterable[Dialog]) -> int:
 def screen_to_choice(screen: str, a_position: str) -> str:
     """The stored choice (in terms of model A/B) for what was clicked (in terms of screen sides)."""
     if screen not in SCREEN_CHOICES:
-        raise RoundError(f"vote must be one of {SCREEN_CHOICES}, not {screen!r}")
+        raise RoundError(f"vote must be one of {SCREEN_CHOICES}, not {screen!r}", code="bad_vote")
     if screen in ("tie", "both_bad"):
         return screen
     return "a" if screen == a_position else "b"

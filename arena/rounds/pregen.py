@@ -64,7 +64,11 @@ def plan(store: Store, round_: int | str, dialogs: list[Dialog]) -> tuple[int, l
     found, _ = load_config(store, round_)
     items = load_items(store, found.id)
     if not items:
-        raise RoundError(f"round {found.name!r} has no items yet: start it first (`arena round start`)")
+        raise RoundError(
+            f"round {found.name!r} has no items yet: start it first (`arena round start`)",
+            code="pregen_not_started",
+            name=found.name,
+        )
     by_key = {(d.eval_set, d.id): d for d in dialogs}
     names = {m.id: m.name for m in store.list_models()}
     stored = {
@@ -157,7 +161,11 @@ async def run(
     _, config = load_config(store, round_id)
     models = sorted({t.model for t in tasks})
     if missing := [m for m in models if m not in registry]:
-        raise RoundError(f"model(s) of the round not in the models file: {', '.join(missing)}")
+        raise RoundError(
+            f"model(s) of the round not in the models file: {', '.join(missing)}",
+            code="pregen_models_missing",
+            models=", ".join(missing),
+        )
     limits = concurrency_for(registry, models, concurrency, default_concurrency)
     semaphores = {m: asyncio.Semaphore(n) for m, n in limits.items()}
     model_ids = {m: register_model(store, registry, m) for m in models}

@@ -64,9 +64,16 @@ class Assignment:
 def _running_for(store: Store, round_: int | str, annotator: str) -> tuple[Any, RoundConfig]:
     found, config = load_config(store, round_)
     if found.status != "running":
-        raise RoundError(f"round {found.name!r} is {found.status}, not open for judging")
+        raise RoundError(
+            f"round {found.name!r} is {found.status}, not open for judging",
+            code="round_state",
+            name=found.name,
+            status=found.status,
+        )
     if annotator not in config.annotators:
-        raise RoundError(f"{annotator!r} is not an annotator of round {found.name!r}")
+        raise RoundError(
+            f"{annotator!r} is not an annotator of round {found.name!r}", code="not_judge", name=found.name
+        )
     return found, config
 
 
@@ -177,7 +184,7 @@ def submit_judgement(
     ratings = [r for r in (left, right) if r is not None]
     expected = {assignment.left_generation, assignment.right_generation}
     if any(r.generation_id not in expected for r in ratings):
-        raise RoundError("a rating names an answer that is not part of this item")
+        raise RoundError("a rating names an answer that is not part of this item", code="bad_vote")
     return store.record_vote(
         round_id=assignment.round_id,
         item_key=assignment.item.key,

@@ -47,7 +47,7 @@ def load_config(store: Store, round_: int | str) -> tuple[Any, RoundConfig]:
     """The round row and its validated config; NotFound if there is no such round."""
     found = store.get_round(round_)
     if found is None:
-        raise NotFound(f"no round {round_!r}")
+        raise NotFound(f"no round {round_!r}", code="no_round", name=round_)
     return found, RoundConfig.model_validate(found.config)
 
 
@@ -56,7 +56,12 @@ def start_round(store: Store, round_: int | str, *, dialogs: list[Dialog]) -> in
     found, config = load_config(store, round_)
     if found.status == "closed":
         # Starting must never look like it worked on a round that stays closed.
-        raise RoundLocked(f"round {found.name!r} is closed; reopen it first (`arena round reopen {found.name}`)")
+        raise RoundLocked(
+            f"round {found.name!r} is closed; reopen it first (`arena round reopen {found.name}`)",
+            code="round_state",
+            name=found.name,
+            status="closed",
+        )
     if found.status != "draft":
         return len(store.round_items(found.id))
     items = build_items(config, dialogs, secret=found.secret)
@@ -81,7 +86,9 @@ def close_round(store: Store, round_: int | str) -> None:
     """Stop judging a draft or running round; RoundLocked if it is already closed."""
     found, _ = load_config(store, round_)
     if found.status == "closed":
-        raise RoundLocked(f"round {found.name!r} is already closed")
+        raise RoundLocked(
+            f"round {found.name!r} is already closed", code="round_state", name=found.name, status="closed"
+        )
     store.close_round(found.id)
 
 

@@ -47,7 +47,14 @@ _DUMMY_HASH = hash_password("not-a-user")
 
 
 class StoreError(Exception):
-    """Base of the errors the Store raises on purpose."""
+    """Base of the errors the Store (and the workflows above it) raise on purpose.
+
+    The message is English, for the CLI and logs; ``code`` and ``params``, where the raiser gives them,
+    let a page word the same refusal in its own language (arena.web.ui.messages)."""
+
+    def __init__(self, message: str = "", *, code: str | None = None, **params: object) -> None:
+        super().__init__(message)
+        self.code, self.params = code, params
 
 
 class NotFound(StoreError, LookupError):
@@ -336,7 +343,7 @@ class Store:
         stmt = sa.select(Round).where(column == round_).with_for_update(read=shared)
         found = session.scalar(stmt)
         if found is None:
-            raise NotFound(f"no round {round_!r}")
+            raise NotFound(f"no round {round_!r}", code="no_round", name=round_)
         return found
 
     # -- annotators -------------------------------------------------------------------------------
@@ -761,7 +768,12 @@ class Store:
         with self._tx() as s:
             found = self._round(s, round_)
             if found.status != "draft":
-                raise RoundLocked(f"round {found.name!r} is {found.status}; its config is frozen")
+                raise RoundLocked(
+                    f"round {found.name!r} is {found.status}; its config is frozen",
+                    code="round_state",
+                    name=found.name,
+                    status=found.status,
+                )
             found.config = dict(config)
             if seed is not None:
                 found.seed = seed
@@ -772,7 +784,9 @@ class Store:
         with self._tx() as s:
             found = self._round(s, round_)
             if found.status == "closed":
-                raise RoundLocked(f"round {found.name!r} is closed")
+                raise RoundLocked(
+                    f"round {found.name!r} is closed", code="round_state", name=found.name, status="closed"
+                )
             if found.status == "draft":
                 found.status, found.started_at = "running", utcnow()
                 if items:
@@ -791,7 +805,12 @@ class Store:
         with self._tx() as s:
             found = self._round(s, round_)
             if found.status != "closed":
-                raise RoundLocked(f"round {found.name!r} is {found.status}, not closed")
+                raise RoundLocked(
+                    f"round {found.name!r} is {found.status}, not closed",
+                    code="round_state",
+                    name=found.name,
+                    status=found.status,
+                )
             found.status = "running" if found.started_at is not None else "draft"
             found.closed_at = None
             return found.status
@@ -891,7 +910,12 @@ class Store:
         with self._tx() as s:
             found = self._round(s, round_id, shared=True)
             if found.status != "running":
-                raise RoundLocked(f"round {found.name!r} is {found.status}, not running")
+                raise RoundLocked(
+                    f"round {found.name!r} is {found.status}, not running",
+                    code="round_state",
+                    name=found.name,
+                    status=found.status,
+                )
             annotator_id = self._annotator_id(s, annotator)
             self._check_generations(s, [generation_a_id, generation_b_id])
             self._lock_item(s, round_id, item_key)
@@ -959,7 +983,12 @@ class Store:
         with self._tx() as s:
             found = self._round(s, round_id, shared=True)
             if found.status != "running":
-                raise RoundLocked(f"round {found.name!r} is {found.status}, not running")
+                raise RoundLocked(
+                    f"round {found.name!r} is {found.status}, not running",
+                    code="round_state",
+                    name=found.name,
+                    status=found.status,
+                )
             annotator_id = self._annotator_id(s, annotator)
             self._lock_item(s, round_id, item_key)
             voted = s.scalar(
@@ -1048,7 +1077,7 @@ class Store:
         column = Round.id if isinstance(round_, int) else Round.name
         found = session.scalar(sa.select(Round.id).where(column == round_))
         if found is None:
-            raise NotFound(f"no round {round_!r}")
+            raise NotFound(f"no round {round_!r}", code="no_round", name=round_)
         return found
 
     # -- frames -----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from arena.core.replay import step
 from arena.store import ItemClosed, RatingInput, StoreError
 from arena.web.services import Services
 from arena.web.ui import render
+from arena.web.ui.messages import error_text
 from arena.web.ui.sides import SIDE_LETTERS, build_sides, checked_rating, reset_updates
 from backends.base import ToolCall
 
@@ -124,7 +125,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
             voted, open_ = view.progress()
             progress_text = t(lang, "blind_progress", voted=voted, open=open_)
         except StoreError as exc:
-            return _cleared(st, f"⚠️ {exc}")
+            return _cleared(st, error_text(lang, exc))
         if assignment is None:
             out = _cleared(st, t(lang, "blind_all_done"))
             out[progress] = progress_text
@@ -213,7 +214,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         except ItemClosed as exc:  # skipped in another tab, or others took the item's last judgement
             return {status: t(lang, f"blind_item_{exc.reason}")}
         except (StoreError, ValueError) as exc:
-            return {status: f"⚠️ {exc}"}
+            return {status: error_text(lang, exc)}
         st.voted = True
         out = _reveal(a)
         out[state] = st
@@ -234,7 +235,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         try:
             rounds.skip_item(services.store, a, annotator, reason)
         except StoreError as exc:
-            return {status: f"⚠️ {exc}"}
+            return {status: error_text(lang, exc)}
         out = serve(round_name, st, request)
         out[status] = t(lang, "blind_skipped") + (f" {out[status]}" if out.get(status) else "")
         return out

@@ -17,11 +17,13 @@ import pandas as pd
 from pydantic import ValidationError
 
 from arena import rounds
+from arena.core.errors import validation_problems
 from arena.core.i18n import t
 from arena.rounds import export, pregen
 from arena.store import AlreadyExists, StoreError
 from arena.web.policies import is_researcher
 from arena.web.services import Services
+from arena.web.ui.messages import error_text
 
 
 def form_problems(
@@ -68,7 +70,7 @@ def create_error(lang: str, name: str | None, exc: Exception) -> str:
         return t(lang, "round_err_reveals", name=(name or "").strip())
     if "select no turns" in str(exc):
         return t(lang, "round_err_no_turns")
-    return str(exc)
+    return error_text(lang, exc).removeprefix("⚠️ ")
 
 
 def build(app: gr.Blocks, services: Services, lang: str) -> None:
@@ -195,7 +197,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         try:
             return {**_status(round_name), message: ""}
         except StoreError as exc:
-            return {message: f"⚠️ {exc}"}
+            return {message: error_text(lang, exc)}
 
     def create(
         request: gr.Request,
@@ -236,13 +238,10 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
                 services.store, round_name or "", config, dialogs=services.dialogs, registry=services.registry
             )
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'round'}: {e['msg'].removeprefix('Value error, ')}"
-                for e in exc.errors()
-            )
+            problems = "; ".join(validation_problems(exc, "round"))
             return {message: f"⚠️ {problems}"}
         except (StoreError, ValueError) as exc:
-            return {message: f"⚠️ {create_error(lang, round_name, exc)}"}
+            return {message: "⚠️ " + create_error(lang, round_name, exc)}
         n = rounds.count_items(config, services.dialogs)
         return {
             **_round_choices(round_name.strip()),
@@ -259,7 +258,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         except StoreError as exc:
             # The buttons follow the state the round is really in (another researcher may have moved it).
             found = services.store.get_round(round_name or "")
-            return {**(_status(round_name) if found else {}), message: f"⚠️ {exc}"}
+            return {**(_status(round_name) if found else {}), message: error_text(lang, exc)}
 
     def ask_close(round_name: str | None, request: gr.Request) -> dict[Any, Any]:
         if not researcher(request):
@@ -279,7 +278,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
             rounds.close_round(services.store, round_name or "")
             return {**_status(round_name), message: t(lang, "round_closed", name=round_name)}
         except StoreError as exc:
-            return {**_status(round_name), message: f"⚠️ {exc}"}
+            return {**_status(round_name), message: error_text(lang, exc)}
 
     def reopen(round_name: str | None, request: gr.Request) -> dict[Any, Any]:
         if not researcher(request):
@@ -291,7 +290,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
                 message: t(lang, "round_reopened", name=round_name, status=t(lang, f"round_status_{status}")),
             }
         except StoreError as exc:
-            return {**_status(round_name), message: f"⚠️ {exc}"}
+            return {**_status(round_name), message: error_text(lang, exc)}
 
     async def run_pregen(round_name: str | None, request: gr.Request, progress=gr.Progress()) -> dict[Any, Any]:
         if not researcher(request):
@@ -308,7 +307,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
                 splitter=services.splitter,
             )
         except StoreError as exc:
-            return {message: f"⚠️ {exc}"}
+            return {message: error_text(lang, exc)}
         return {
             **_status(round_name),
             message: t(
@@ -332,7 +331,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
             try:
                 n = export.export_round(services.store, round_name, fmt, path)
             except StoreError as exc:
-                return {message: f"⚠️ {exc}"}
+                return {message: error_text(lang, exc)}
             return {
                 exported: gr.update(value=str(path), visible=True),
                 message: t(lang, "rounds_exported", n=n, file=path.name),
