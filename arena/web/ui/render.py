@@ -10,6 +10,8 @@ from arena.core.i18n import t
 from arena.core.metrics import GenerationMetrics, diff_html
 from backends.base import ToolCall
 
+SIDE_LETTERS = "ABCD"  # sides are named by letter on screen; names only after a blind vote
+
 ROLE_LABEL = {"user": "role_user", "assistant": "role_assistant", "tool": "role_tool", "system": "role_system"}
 
 

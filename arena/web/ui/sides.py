@@ -8,10 +8,10 @@ from typing import Any
 import gradio as gr
 
 from arena.core.i18n import t
+from arena.web.ui.render import SIDE_LETTERS
 
 MAX_SIDES = 4
 CRITERIA = ("fluency", "faithful_to_tool", "persona_consistent", "tool_use_correct")
-SIDE_LETTERS = "ABCD"
 
 
 def checked_rating(score: Any, criteria: Any, comment: Any, lang: str) -> tuple[int, list[str], str]:
