@@ -429,6 +429,7 @@ def test_leaderboard_tab_builds_and_computes(with_data: bool, filled, tmp_path: 
 
     import gradio as gr
 
+    from arena.retrieval.runner import RecallConfig
     from arena.web.services import Services
     from arena.web.ui import leaderboard_tab
     from backends.registry import ModelSpec, Registry
@@ -436,7 +437,7 @@ def test_leaderboard_tab_builds_and_computes(with_data: bool, filled, tmp_path: 
     db = filled[0] if with_data else str(tmp_path / "empty.db")
     spec = ModelSpec(name="echo-search", kind="openai", base_url="http://127.0.0.1:9/v1")
     registry = Registry([spec], {"echo-search": echo_search_backend()})
-    recall = leaderboard_tab.RecallConfig(tokenizer="whitespace", index_cache=tmp_path / "bm25", n_boot=50)
+    recall = RecallConfig(tokenizer="whitespace", index_cache=tmp_path / "bm25", n_boot=50)
     with Store.open(db) as store:
         services = Services(store=store, registry=registry, dialogs=dialogs)
         with gr.Blocks() as blocks:

@@ -16,8 +16,9 @@ import pytest
 from arena.core.i18n import COLUMNS
 from arena.leaderboards import plots
 from arena.leaderboards.assembly import build_leaderboards
+from arena.retrieval.runner import RecallConfig, RecallRunner
 from arena.store import Store
-from arena.web.ui.leaderboard_tab import RecallConfig, RecallRunner, leaderboard_views, metric_figure, recall_table
+from arena.web.ui.leaderboard_tab import leaderboard_views, metric_figure, recall_table
 from tests.test_leaderboard import N_BOOT, dialogs, populate  # noqa: F401 - dialogs is a fixture
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")

@@ -105,16 +105,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from arena.retrieval.recall import (
-        BASELINE,
-        REFERENCE,
-        QueryResult,
-        baseline_query,
-        reference_query,
         score_system,
         summarize,
         unreachable_gold,
     )
     from arena.retrieval.retriever import open_retriever
+    from arena.retrieval.runner import reference_systems
     from arena.retrieval.tables import format_table
 
     ks = sorted(set(args.ks))
@@ -136,15 +132,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"warning: {item_id}: gold {golds} matches no document of {index_path}", file=sys.stderr)
 
     depth = max(max(ks), MRR_DEPTH)
-    systems = []
-    if args.baseline == "last-utterance":
-        systems.append(
-            score_system(f"{BASELINE} + BM25", items, {i.id: baseline_query(i) for i in items}, retriever, depth)
-        )
-    references = {i.id: reference_query(i) for i in items}
-    if not args.no_reference and any(references.values()):
-        queries = {k: v or QueryResult(None, "no_call", "item has no reference query") for k, v in references.items()}
-        systems.append(score_system(f"{REFERENCE} + BM25", items, queries, retriever, depth))
+    systems = reference_systems(
+        items, retriever, depth, baseline=args.baseline == "last-utterance", reference=not args.no_reference
+    )
     if registry is not None:
         for name, queries in asyncio.run(_all_model_queries(registry, items, args)).items():
             systems.append(score_system(f"{name} + BM25", items, queries, retriever, depth))

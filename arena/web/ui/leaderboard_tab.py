@@ -6,31 +6,23 @@ arena/leaderboards/plots.py and arena/retrieval/plots.py; this module only lays 
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 import pandas as pd
 
-from arena import PROJECT_ROOT
 from arena.core.i18n import column_label, t
 from arena.leaderboards import plots
 from arena.leaderboards.assembly import Leaderboards, build_leaderboards
 from arena.leaderboards.tables import display_table, metrics_wide
+from arena.retrieval.runner import RecallConfig, RecallRunner
 from arena.web.policies import is_researcher
 from arena.web.services import Services
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-    from arena.core.dialogs import Dialog
     from arena.retrieval.recall import SystemResult
-    from arena.retrieval.retriever import Retriever
-    from arena.store import Store
-    from backends.registry import Registry
 
 DEFAULT_METRIC = "similarity"
 # Tables shown as Dataframes, by the name Leaderboards.tables() gives them.
@@ -94,70 +86,6 @@ def metric_figure(metrics: pd.DataFrame | None, metric: str | None, lang: str = 
 
 
 # ------------------------------------------------------------------------------------------------- recall
-
-
-@dataclass(frozen=True)
-class RecallConfig:
-    """The shipped retrieval set and where its BM25 index is cached (model queries live in the store)."""
-
-    items_path: Path = PROJECT_ROOT / "eval_sets" / "fashion_retrieval.jsonl"
-    docs_path: Path = PROJECT_ROOT / "eval_sets" / "retrieval" / "fashion_docs.jsonl"
-    tokenizer: str = "kiwi"
-    index_cache: Path | None = PROJECT_ROOT / ".cache" / "bm25"
-    n_boot: int = 1000
-    seed: int = 0
-    concurrency: int = 2
-
-
-class RecallRunner:
-    """Recall of the baseline, the reference query and chosen models; the index is opened once per app."""
-
-    def __init__(self, config: RecallConfig) -> None:
-        self.config = config
-        self._lock = threading.Lock()  # two sessions clicking at once must not build the index twice
-        self._loaded: tuple[list[Dialog], Retriever] | None = None
-
-    def load(self) -> tuple[list[Dialog], Retriever]:
-        """The retrieval items and the BM25 retriever (built or read from the index cache on first use)."""
-        from arena.core.dialogs import load_dialogs
-        from arena.retrieval.recall import retrieval_items
-        from arena.retrieval.retriever import open_retriever
-
-        with self._lock:
-            if self._loaded is None:
-                c = self.config
-                items = retrieval_items(load_dialogs([c.items_path]))
-                retriever = open_retriever(c.docs_path, c.tokenizer, cache_dir=c.index_cache)
-                self._loaded = (items, retriever)
-            return self._loaded
-
-    async def systems(self, registry: Registry, models: list[str], store: Store) -> list[SystemResult]:
-        """Scored query sources: baseline, reference query, then each chosen model's tool-call queries.
-
-        Model queries come from the store's ``recall_queries`` (the same rows `arena recall --db` uses);
-        only missing or failed items are generated.
-        """
-        from arena.retrieval.recall import (
-            BASELINE,
-            MRR_DEPTH,
-            REFERENCE,
-            QueryResult,
-            baseline_query,
-            reference_query,
-            score_system,
-        )
-        from arena.retrieval.runner import model_queries
-
-        items, retriever = await asyncio.to_thread(self.load)
-        baseline = {i.id: baseline_query(i) for i in items}
-        out = [score_system(f"{BASELINE} + BM25", items, baseline, retriever, MRR_DEPTH)]
-        references = {i.id: reference_query(i) or QueryResult(None, "no_call", "no reference query") for i in items}
-        if any(r.status == "ok" for r in references.values()):
-            out.append(score_system(f"{REFERENCE} + BM25", items, references, retriever, MRR_DEPTH))
-        for name in models:
-            queries = await model_queries(store, registry, name, items, concurrency=self.config.concurrency)
-            out.append(score_system(f"{name} + BM25", items, queries, retriever, MRR_DEPTH))
-        return out
 
 
 def system_label(lang: str, name: str) -> str:
