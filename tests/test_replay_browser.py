@@ -81,11 +81,15 @@ def _open(browser, url: str, user: str, height: int = 1600):
 
 
 def _ready(page) -> None:
-    """Both sides answered and can be scored."""
+    """The turn is on screen as a person sees it before acting: its label in the turn dropdown, both
+    sides answered and scorable, and submit enabled. (CI once read an empty turn label right after the
+    scores were enabled, 1 run in about 20; the label is part of being ready, so it is waited for.)"""
     from playwright.sync_api import expect
 
     for i in (0, 1):
         expect(page.locator(f"#replay-score-{i} input").first).to_be_enabled(timeout=120_000)
+    expect(page.locator("#replay-turn input")).to_have_value(re.compile(r"\S"), timeout=60_000)
+    expect(page.locator("#replay-submit")).to_be_enabled(timeout=60_000)
 
 
 def _quiet(page) -> None:
@@ -143,6 +147,7 @@ def _submit_and_wait_next(page, key: str = "Control+Enter") -> None:
     from playwright.sync_api import expect
 
     shown = page.locator("#replay-turn input").input_value()
+    assert shown, "no turn on screen to submit"
     page.keyboard.press(key)
     expect(page.locator("#replay-turn input")).not_to_have_value(shown, timeout=60_000)
 
