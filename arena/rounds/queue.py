@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from arena.rounds.config import RoundConfig, RoundError
 from arena.rounds.pairing import Item, screen_to_choice
 from arena.rounds.workflow import Answers, load_config, load_items, model_names
-from arena.store import RatingInput
+from arena.store import RatingInput, round_state_error
 
 if TYPE_CHECKING:
     from arena.store import Store
@@ -64,12 +64,7 @@ class Assignment:
 def _running_for(store: Store, round_: int | str, annotator: str) -> tuple[Any, RoundConfig]:
     found, config = load_config(store, round_)
     if found.status != "running":
-        raise RoundError(
-            f"round {found.name!r} is {found.status}, not open for judging",
-            code="round_state",
-            name=found.name,
-            status=found.status,
-        )
+        raise round_state_error(RoundError, found, f"is {found.status}, not open for judging")
     if annotator not in config.annotators:
         raise RoundError(
             f"{annotator!r} is not an annotator of round {found.name!r}", code="not_judge", name=found.name

@@ -11,7 +11,7 @@ from arena.annotation.answers import register_model
 from arena.core.dialogs import Dialog
 from arena.rounds.config import RoundConfig, RoundError
 from arena.rounds.pairing import Item, all_pairs, build_items, select_steps
-from arena.store import NotFound, RoundItemInput, RoundLocked
+from arena.store import NotFound, RoundItemInput, RoundLocked, round_state_error
 
 if TYPE_CHECKING:
     from arena.store import Store
@@ -56,12 +56,7 @@ def start_round(store: Store, round_: int | str, *, dialogs: list[Dialog]) -> in
     found, config = load_config(store, round_)
     if found.status == "closed":
         # Starting must never look like it worked on a round that stays closed.
-        raise RoundLocked(
-            f"round {found.name!r} is closed; reopen it first (`arena round reopen {found.name}`)",
-            code="round_state",
-            name=found.name,
-            status="closed",
-        )
+        raise round_state_error(RoundLocked, found, f"is closed; reopen it first (`arena round reopen {found.name}`)")
     if found.status != "draft":
         return len(store.round_items(found.id))
     items = build_items(config, dialogs, secret=found.secret)
@@ -86,9 +81,7 @@ def close_round(store: Store, round_: int | str) -> None:
     """Stop judging a draft or running round; RoundLocked if it is already closed."""
     found, _ = load_config(store, round_)
     if found.status == "closed":
-        raise RoundLocked(
-            f"round {found.name!r} is already closed", code="round_state", name=found.name, status="closed"
-        )
+        raise round_state_error(RoundLocked, found, "is already closed")
     store.close_round(found.id)
 
 

@@ -12,6 +12,7 @@ from arena.store.store import (
     RoundLocked,
     Store,
     StoreError,
+    round_state_error,
     stable_hash,
 )
 
@@ -25,6 +26,7 @@ __all__ = [
     "RoundGeneration",
     "RoundItemInput",
     "RoundLocked",
+    "round_state_error",
     "Store",
     "StoreError",
     "create_engine",

@@ -57,6 +57,12 @@ class StoreError(Exception):
         self.code, self.params = code, params
 
 
+def round_state_error(cls: type[StoreError], found: Any, detail: str) -> StoreError:
+    """``cls("round 'NAME' <detail>")`` refusing an action in the round's present state, with the code
+    and params a page words it by (arena.web.ui.messages)."""
+    return cls(f"round {found.name!r} {detail}", code="round_state", name=found.name, status=found.status)
+
+
 class NotFound(StoreError, LookupError):
     """A named annotator, round, model or generation does not exist."""
 
@@ -768,12 +774,7 @@ class Store:
         with self._tx() as s:
             found = self._round(s, round_)
             if found.status != "draft":
-                raise RoundLocked(
-                    f"round {found.name!r} is {found.status}; its config is frozen",
-                    code="round_state",
-                    name=found.name,
-                    status=found.status,
-                )
+                raise round_state_error(RoundLocked, found, f"is {found.status}; its config is frozen")
             found.config = dict(config)
             if seed is not None:
                 found.seed = seed
@@ -784,9 +785,7 @@ class Store:
         with self._tx() as s:
             found = self._round(s, round_)
             if found.status == "closed":
-                raise RoundLocked(
-                    f"round {found.name!r} is closed", code="round_state", name=found.name, status="closed"
-                )
+                raise round_state_error(RoundLocked, found, "is closed")
             if found.status == "draft":
                 found.status, found.started_at = "running", utcnow()
                 if items:
@@ -805,12 +804,7 @@ class Store:
         with self._tx() as s:
             found = self._round(s, round_)
             if found.status != "closed":
-                raise RoundLocked(
-                    f"round {found.name!r} is {found.status}, not closed",
-                    code="round_state",
-                    name=found.name,
-                    status=found.status,
-                )
+                raise round_state_error(RoundLocked, found, f"is {found.status}, not closed")
             found.status = "running" if found.started_at is not None else "draft"
             found.closed_at = None
             return found.status
@@ -910,12 +904,7 @@ class Store:
         with self._tx() as s:
             found = self._round(s, round_id, shared=True)
             if found.status != "running":
-                raise RoundLocked(
-                    f"round {found.name!r} is {found.status}, not running",
-                    code="round_state",
-                    name=found.name,
-                    status=found.status,
-                )
+                raise round_state_error(RoundLocked, found, f"is {found.status}, not running")
             annotator_id = self._annotator_id(s, annotator)
             self._check_generations(s, [generation_a_id, generation_b_id])
             self._lock_item(s, round_id, item_key)
@@ -983,12 +972,7 @@ class Store:
         with self._tx() as s:
             found = self._round(s, round_id, shared=True)
             if found.status != "running":
-                raise RoundLocked(
-                    f"round {found.name!r} is {found.status}, not running",
-                    code="round_state",
-                    name=found.name,
-                    status=found.status,
-                )
+                raise round_state_error(RoundLocked, found, f"is {found.status}, not running")
             annotator_id = self._annotator_id(s, annotator)
             self._lock_item(s, round_id, item_key)
             voted = s.scalar(
