@@ -234,12 +234,14 @@ class Annotator:
         s = self.session
         while self.sets:
             eval_set = self.sets.pop()
-            # The models picked, as on the page: opening a turn lets them answer it in the same event.
+            # The models picked, as on the page: they answer the turn opened, in the event chained after it.
             picked = {"replay_models": list(REPLAY_MODELS)}
-            r = await s.call(s.dependency(target=("replay-eval-set", "input")), replay_eval_set=eval_set, **picked)
+            r = await s.call(
+                s.dependency(target=("replay-eval-set", "input")), chained=True, replay_eval_set=eval_set, **picked
+            )
             if not self._other("choose set", r):
                 continue
-            r = await s.call(s.dependency(target=("replay-next", "click")), **picked)
+            r = await s.call(s.dependency(target=("replay-next", "click")), chained=True, **picked)
             if self._other("next turn", r) and r.value("replay-dialog") and r.value("replay-turn") is not None:
                 self.replay_at = (r.value("replay-dialog"), r.value("replay-turn"))
                 return True
@@ -253,6 +255,7 @@ class Annotator:
         dialog, turn = self.replay_at
         gen = await s.call(
             s.dependency(target=("replay-turn", "input")),
+            chained=True,
             replay_dialog=dialog,
             replay_turn=turn,
             replay_models=list(REPLAY_MODELS),
@@ -272,7 +275,7 @@ class Annotator:
             "replay_turn": self.replay_at[1],
             "replay_models": list(REPLAY_MODELS),
         }
-        r = await s.call(s.dependency(target=("replay-submit", "click")), **values)
+        r = await s.call(s.dependency(target=("replay-submit", "click")), chained=True, **values)
         self._submitted("rating", comments, r)
         self.replay_at = None
         if r.value("replay-dialog") and r.value("replay-turn") is not None:

@@ -50,6 +50,27 @@ class CallResult:
         return json.dumps([*self.streamed, self.output] if self.streamed else self.output, ensure_ascii=False)
 
 
+def _followed(
+    dep: dict[str, Any], first: CallResult, after: dict[str, Any], later: CallResult, seconds: float
+) -> CallResult:
+    """``first`` (of ``dep``) and then ``later`` (of ``after``, chained to it) as one result in ``dep``'s
+    outputs: the first's completion becomes one more streamed update, outputs ``dep`` lacks are left out."""
+    where = {c: k for k, c in enumerate(after["outputs"])}
+
+    def mapped(outputs: list[Any]) -> list[Any]:
+        return [outputs[where[c]] if c in where else None for c in dep["outputs"]]
+
+    return CallResult(
+        later.ok,
+        mapped(later.output) if later.ok else later.output,
+        seconds,
+        later.http_status,
+        streamed=[*first.streamed, first.output, *(mapped(u) for u in later.streamed)],
+        sse_bytes=first.sse_bytes + later.sse_bytes,
+        elem_ids=first.elem_ids,
+    )
+
+
 class GradioSession:
     """One browser tab of one user against one mounted Gradio app (``base_url`` ends with its path)."""
 
@@ -115,17 +136,31 @@ class GradioSession:
             out.append(given[elem_id] if elem_id in given else props.get("value"))
         return out
 
-    async def call(self, dep: dict[str, Any], data: list[Any] | None = None, **values: Any) -> CallResult:
-        """Fire one event and wait for its completion (streamed updates are skipped)."""
+    async def call(
+        self, dep: dict[str, Any], data: list[Any] | None = None, *, chained: bool = False, **values: Any
+    ) -> CallResult:
+        """Fire one event and wait for its completion (streamed updates are skipped).
+
+        ``chained``: then, as the page does once it completed, fire the events chained after it (``.then``
+        always, ``.success`` as it succeeded), with the same given values; the result is what the page
+        received from all of them in order, addressed by this event's outputs (replay opens a turn in one
+        event and streams its answers in the one chained after it)."""
         data = self.inputs(dep, **values) if data is None else data
         trigger = dep["targets"][0][0] if dep.get("targets") else None
         started = time.perf_counter()
         try:
             result = await self._call(dep, data, trigger, started)
             result.elem_ids = [self.elem_id(o) for o in dep["outputs"]]
-            return result
         except httpx.HTTPError as exc:  # a timeout or a dropped connection: the outcome is unknown
             return CallResult(False, f"{type(exc).__name__}: {exc}", time.perf_counter() - started, 0)
+        for after in self.config["dependencies"] if chained and result.ok else []:
+            if after.get("trigger_after") != dep["id"] or after.get("trigger_only_on_failure"):
+                continue
+            later = await self.call(after, chained=True, **values)
+            result = _followed(dep, result, after, later, time.perf_counter() - started)
+            if not result.ok:
+                break
+        return result
 
     async def _call(self, dep: dict[str, Any], data: list[Any], trigger: int | None, started: float) -> CallResult:
         joined = await self.http.post(

@@ -69,9 +69,12 @@ def _event(s: RawSession, elem_id: str | None, event: str) -> dict[str, Any]:
 
 
 def _fire(s: RawSession, dep: dict[str, Any], **given: Any) -> list[Any]:
-    """Fire one event and read its stream to the end, refused or not (what a browser would receive)."""
+    """Fire one event and read its stream to the end, refused or not (what a browser would receive), then
+    the events the page chains after it (replay answers a turn in the event after the one opening it)."""
     s.join(dep, _values(s, dep, **given))
     _drain(s)
+    for after in [d for d in s.config["dependencies"] if d.get("trigger_after") == dep["id"]]:
+        _fire(s, after, **given)
     return []
 
 
@@ -92,11 +95,9 @@ def _replay(s: RawSession, item: Any, models: list[str]) -> None:
 
 
 def _live(s: RawSession, models: list[str], text: str) -> list[Any]:
-    """Send one Live message with the given models picked, then the answer step that follows it."""
+    """Send one Live message with the given models picked; the answer step that follows it runs too."""
     send = _event(s, "live-send", "click")
-    _fire(s, send, **{"live-message": text, "live-models": models})
-    answer = next(d for d in s.config["dependencies"] if d.get("trigger_after") == send["id"])
-    _fire(s, answer)
+    _fire(s, send, **{"live-message": text, "live-models": models})  # and the answer step chained to it
     return []
 
 

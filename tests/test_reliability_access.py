@@ -176,10 +176,14 @@ async def test_the_researcher_gets_what_annotators_are_refused(app) -> None:
 
 async def _open_replay_turn(s: GradioSession) -> tuple[str, int]:
     """Pick the emotion set and go to the next unrated turn with both models picked: they answer it in
-    the same event, as on the page. Returns the turn on screen."""
+    the event chained after the opening one, as on the page. Returns the turn on screen."""
     models = {"replay_models": ["m-a", "m-b"]}
-    assert (await s.call(s.dependency(target=("replay-eval-set", "input")), replay_eval_set="emotion", **models)).ok
-    nxt = await s.call(s.dependency(target=("replay-next", "click")), **models)
+    assert (
+        await s.call(
+            s.dependency(target=("replay-eval-set", "input")), chained=True, replay_eval_set="emotion", **models
+        )
+    ).ok
+    nxt = await s.call(s.dependency(target=("replay-next", "click")), chained=True, **models)
     assert nxt.ok and nxt.value("replay-dialog"), nxt.output
     return nxt.value("replay-dialog"), nxt.value("replay-turn")
 

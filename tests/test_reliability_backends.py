@@ -69,12 +69,17 @@ async def _session(url: str, user: str) -> GradioSession:
 
 
 async def _open_turn(s: GradioSession, models: list[str]) -> CallResult:
-    """Open the first unrated emotion turn with ``models`` picked: they answer it side by side in the same
-    event, as on the page (``s.shown`` is then the turn on screen, as the submit sends it)."""
+    """Open the first unrated emotion turn with ``models`` picked: they answer it side by side in the
+    event chained after it, as on the page (``s.shown`` is then the turn on screen, as the submit sends it)."""
     assert (
-        await s.call(s.dependency(target=("replay-eval-set", "input")), replay_eval_set="emotion", replay_models=models)
+        await s.call(
+            s.dependency(target=("replay-eval-set", "input")),
+            chained=True,
+            replay_eval_set="emotion",
+            replay_models=models,
+        )
     ).ok
-    nxt = await s.call(s.dependency(target=("replay-next", "click")), replay_models=models)
+    nxt = await s.call(s.dependency(target=("replay-next", "click")), chained=True, replay_models=models)
     s.shown = {
         "replay_dialog": nxt.value("replay-dialog"),
         "replay_turn": nxt.value("replay-turn"),

@@ -75,15 +75,18 @@ class Worker:
         s = self.s
         if self.replay_at is None:
             for eval_set in ("persona", "dobae_qa"):
-                # The models picked, as on the page: opening a turn lets them answer it in the same event.
+                # The models picked, as on the page: they answer the turn opened, in the event chained after it.
                 if (
                     await s.call(
                         s.dependency(target=("replay-eval-set", "input")),
+                        chained=True,
                         replay_eval_set=eval_set,
                         replay_models=REPLAY_MODELS,
                     )
                 ).ok:
-                    r = await s.call(s.dependency(target=("replay-next", "click")), replay_models=REPLAY_MODELS)
+                    r = await s.call(
+                        s.dependency(target=("replay-next", "click")), chained=True, replay_models=REPLAY_MODELS
+                    )
                     if r.value("replay-dialog"):  # None: no unrated turn after the one shown
                         self.replay_at = (r.value("replay-dialog"), r.value("replay-turn"))
                         break
@@ -92,6 +95,7 @@ class Worker:
         dialog, turn = self.replay_at
         gen = await s.call(
             s.dependency(target=("replay-turn", "input")),
+            chained=True,
             replay_dialog=dialog,
             replay_turn=turn,
             replay_models=REPLAY_MODELS,
@@ -102,6 +106,7 @@ class Worker:
         comments = [f"{self.name} r{self.seq} {side}" for side in "AB"]
         r = await s.call(
             s.dependency(target=("replay-submit", "click")),
+            chained=True,
             replay_dialog=dialog,
             replay_turn=turn,
             replay_models=REPLAY_MODELS,

@@ -38,6 +38,7 @@ class ReplayState:
     failed: list[bool] = field(default_factory=list)
     editing: bool = False  # the sides are this annotator's stored, rated answers: a submit edits that rating
     epoch: int = 0  # bumped by every new selection; a generation of an older epoch stops itself
+    pending: bool = False  # the step just opened needs new answers: the answering event that follows streams them
 
 
 def _step_label(n: int, s: ReplayStep, rated: bool, lang: str) -> str:
@@ -183,14 +184,25 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         fresh: bool = False,
         note: str = "",
         extra: dict[Any, Any] | None = None,
-    ):
-        """Put a step on screen, then stream its answers when it needs new ones; re-enable submit after."""
-        out, needs_answers = await asyncio.to_thread(_open, d, s, st, request, chosen, fresh, note)
+    ) -> dict[Any, Any]:
+        """Put a step on screen; when it needs new answers, ``stream_answers`` (the event that follows) streams them."""
+        out, st.pending = await asyncio.to_thread(_open, d, s, st, request, chosen, fresh, note)
         out.update(extra or {})
         out[state] = st
-        yield out
-        if not needs_answers:
+        return out
+
+    async def stream_answers(st: ReplayState, request: gr.Request):
+        """Stream the answers of the step just opened, then enable submit.
+
+        A separate event from the one that opens the step, with no dropdown among its outputs: dropdowns
+        given new choices and value in the first message of a streaming event now and then kept neither
+        in Gradio 6.31's page (7 of 40 reloads of /en/ here showed an empty dialog and turn, and a submit
+        then named no turn); set by a plain event, 0 of 40.
+        """
+        if not st.pending:
+            yield {state: st}
             return
+        st.pending = False
         epoch = st.epoch
         # Each update is held back by one, so that the last one also enables submit: a further update
         # after the last one, carrying only the button, left the score radios disabled in the browser.
@@ -199,8 +211,8 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
             if last is not None:
                 yield last
             last = update
-        if last is not None:
-            if st.epoch == epoch and any(g is not None for g in st.generation_ids):
+        if last is not None and st.epoch == epoch:  # else another step is on screen: its own answers go there
+            if any(g is not None for g in st.generation_ids):
                 last[submit] = gr.update(interactive=True)
             yield last
 
@@ -218,92 +230,77 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         names = named_models(services.registry, services.store, request.username)
         return {models: gr.update(choices=names, value=names[:2])}
 
-    async def on_start(set_name: str | None, chosen: list[str], st: ReplayState, request: gr.Request):
+    async def on_start(set_name: str | None, chosen: list[str], st: ReplayState, request: gr.Request) -> dict[Any, Any]:
         """The first page view opens the first unrated turn of the default set."""
         s, note = _first_of_set(set_name, _annotator(request)) if set_name else (None, "")
         if s is None:
-            yield {state: st}
-            return
-        async for update in _show(services.by_id[s.dialog_id], s, st, request, chosen, note=note):
-            yield update
+            return {state: st}
+        return await _show(services.by_id[s.dialog_id], s, st, request, chosen, note=note)
 
-    async def on_set(set_name: str | None, chosen: list[str], st: ReplayState, request: gr.Request):
+    async def on_set(set_name: str | None, chosen: list[str], st: ReplayState, request: gr.Request) -> dict[Any, Any]:
         """A newly chosen eval set opens its first unrated turn; leaving the dropdown unchanged does nothing."""
         if set_name == st.eval_set:
             # Opened and left (click outside, Escape) without a new choice. One key, not {}: Gradio takes an
             # empty dict for a missing value, not for "no updates".
-            yield {state: st}
-            return
+            return {state: st}
         s, note = _first_of_set(set_name, _annotator(request)) if set_name in sets else (None, "")
         if s is None:
-            yield {eval_set: gr.update(value=st.eval_set)}
-            return
-        async for update in _show(services.by_id[s.dialog_id], s, st, request, chosen, note=note):
-            yield update
+            return {eval_set: gr.update(value=st.eval_set)}
+        return await _show(services.by_id[s.dialog_id], s, st, request, chosen, note=note)
 
-    async def on_dialog(dialog_id: str | None, chosen: list[str], st: ReplayState, request: gr.Request):
+    async def on_dialog(
+        dialog_id: str | None, chosen: list[str], st: ReplayState, request: gr.Request
+    ) -> dict[Any, Any]:
         """A newly chosen dialog opens its first unrated turn (its first turn when all are rated)."""
         d = services.by_id.get(dialog_id or "")
         if d is not None and d.id == st.dialog_id:
-            yield {state: st}
-            return
+            return {state: st}
         s = rating.first_unrated_in(d, rating.rated_set(services.store, _annotator(request), d.eval_set)) if d else None
         if d is None or s is None or d.eval_set != st.eval_set:
-            yield {dialog: gr.update(value=st.dialog_id)}
-            return
-        async for update in _show(d, s, st, request, chosen):
-            yield update
+            return {dialog: gr.update(value=st.dialog_id)}
+        return await _show(d, s, st, request, chosen)
 
-    async def on_turn(turn_index: int | None, chosen: list[str], st: ReplayState, request: gr.Request):
+    async def on_turn(
+        turn_index: int | None, chosen: list[str], st: ReplayState, request: gr.Request
+    ) -> dict[Any, Any]:
         """A newly chosen turn of the dialog on screen opens (rated: with its stored rating)."""
         d = services.by_id.get(st.dialog_id or "")
         if d is None or turn_index == st.turn_index:
-            yield {state: st}
-            return
+            return {state: st}
         if turn_index not in {x.turn_index for x in steps(d)}:
-            yield {turn: gr.update(value=st.turn_index)}
-            return
-        async for update in _show(d, step(d, int(turn_index)), st, request, chosen):
-            yield update
+            return {turn: gr.update(value=st.turn_index)}
+        return await _show(d, step(d, int(turn_index)), st, request, chosen)
 
-    async def on_models(chosen: list[str], st: ReplayState, request: gr.Request):
+    async def on_models(chosen: list[str], st: ReplayState, request: gr.Request) -> dict[Any, Any]:
         """New models answer the turn on screen; a rated turn keeps its rated answers (regenerate is explicit)."""
         d = services.by_id.get(st.dialog_id or "")
         if d is None or st.turn_index is None:
-            yield {state: st}
-            return
+            return {state: st}
         if st.editing:
-            yield {status: t(lang, "rated_models_kept")}
-            return
-        async for update in _show(d, step(d, st.turn_index), st, request, chosen, fresh=True):
-            yield update
+            return {status: t(lang, "rated_models_kept")}
+        return await _show(d, step(d, st.turn_index), st, request, chosen, fresh=True)
 
-    async def on_regenerate(chosen: list[str], st: ReplayState, request: gr.Request):
+    async def on_regenerate(chosen: list[str], st: ReplayState, request: gr.Request) -> dict[Any, Any]:
         """New answers from the picked models for the turn on screen, and an empty form; earlier answers
         and ratings stay stored (a rated answer is never rewritten: the new one is its next revision)."""
         d = services.by_id.get(st.dialog_id or "")
         if d is None or st.turn_index is None:
-            yield {state: st}
-            return
+            return {state: st}
         rated = (d.id, st.turn_index) in rating.rated_set(services.store, _annotator(request), d.eval_set)
         note = t(lang, "regenerated_note") if rated else ""
-        async for update in _show(d, step(d, st.turn_index), st, request, chosen, fresh=True, note=note):
-            yield update
+        return await _show(d, step(d, st.turn_index), st, request, chosen, fresh=True, note=note)
 
-    async def on_next(chosen: list[str], st: ReplayState, request: gr.Request):
+    async def on_next(chosen: list[str], st: ReplayState, request: gr.Request) -> dict[Any, Any]:
         """The next unrated turn of the set on screen; when there is none the screen stays as it is."""
         if st.eval_set is None:
-            yield {state: st}
-            return
+            return {state: st}
         after = (st.dialog_id, st.turn_index) if st.dialog_id else None
         nxt = rating.next_unrated(
             services.store, _annotator(request), st.eval_set, services.dialogs_of(st.eval_set), after=after
         )
         if nxt is None:
-            yield {status: t(lang, "all_rated")}
-            return
-        async for update in _show(services.by_id[nxt.dialog_id], nxt, st, request, chosen):
-            yield update
+            return {status: t(lang, "all_rated")}
+        return await _show(services.by_id[nxt.dialog_id], nxt, st, request, chosen)
 
     async def generate(st: ReplayState, request: gr.Request):
         """Stream every chosen model's answer at once; store each with its GT metrics when done."""
@@ -369,7 +366,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         chosen: list[str],
         st: ReplayState,
         *values: Any,
-    ):
+    ) -> dict[Any, Any]:
         """Save every side's rating in one transaction (an edit keeps the earlier version in the history),
         then open the next unrated turn. Refusals raise gr.Error before anything is saved, so the
         annotator's half-filled form stays."""
@@ -405,16 +402,18 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         )
         # Everything rated: the turn just saved stays on screen, reopened as what is now stored.
         target, note = (nxt, "") if nxt is not None else (step(d, st.turn_index), t(lang, "all_rated"))
-        async for update in _show(
+        return await _show(
             services.by_id[target.dialog_id], target, st, request, chosen, note=note, extra={saved: saved_note}
-        ):
-            yield update
+        )
 
-    # always_last: choices made during a generation collapse into one after it. A submit counts once
-    # while it runs (the button is also disabled until the next turn's answers are in), so a double
-    # click never reaches a turn whose answers are still being generated.
+    # Opening a step is a short event; its answers stream in the event that follows it (``stream_answers``).
+    # always_last: choices made while a step is being opened collapse into one after it; a choice during a
+    # generation opens its step at once, and the older generation stops at its next token (the epoch).
+    # A submit counts once while it runs, and the next turn's submit stays disabled until its answers are
+    # in, so a double click never reaches a turn whose answers are still being generated.
     quiet = {"show_progress": "hidden", "trigger_mode": "always_last"}
-    streams = [
+    answer_outputs = [o for o in outputs if o not in (dialog, turn)]
+    opens = [
         eval_set.input(on_set, [eval_set, models, state], outputs, **quiet),
         dialog.input(on_dialog, [dialog, models, state], outputs, **quiet),
         turn.input(on_turn, [turn, models, state], outputs, **quiet),
@@ -434,4 +433,11 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
             on_start, [eval_set, models, state], outputs, show_progress="hidden"
         ),
     ]
+    # success: a refused submit opens nothing, so nothing is answered. multiple: a new step's answers start
+    # while an older generation is still winding down.
+    answering = [
+        event.success(stream_answers, [state], answer_outputs, show_progress="hidden", trigger_mode="multiple")
+        for event in opens
+    ]
+    streams = opens + answering
     stop_btn.click(None, None, None, cancels=streams)
