@@ -129,9 +129,12 @@ ANSWER_DONE = """() => {
 
 
 def test_the_page_shows_the_final_text_as_soon_as_the_server_is_done(live_arena):
-    """Two 1024-token answers: the page has each side's final text within two animation frames of the
-    event's completion reaching it. (Before: every update resent both whole answers, ~1.7 MB here, and
-    the page applied its backlog of updates for many frames after the server had finished.)"""
+    """Two 1024-token answers: once the event's completion has reached the page, each side's text changes
+    at most twice more (the last update or two still being drawn), not a backlog of updates. (Before:
+    every update resent both whole answers, ~1.7 MB here, and the page went on applying its backlog for
+    many frames after the server had finished.) Changes are counted, not frames: a frame on this shared
+    2-core machine can take 50 ms for reasons of its own (one CI run drew the final text 3 frames late
+    with nothing left queued)."""
     from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -145,15 +148,15 @@ def test_the_page_shows_the_final_text_as_soon_as_the_server_is_done(live_arena)
         page.screenshot(path=str(ARTIFACTS / "live-streamed.png"), full_page=True)
 
     done_frame = done["frame"]
+    updates = sum(m["msg"] == "process_generating" and m["event"] == done["event"] for m in msgs)
     for side in (0, 1):
         mine = [c for c in changes if c["side"] == side]
         final = mine[-1]["text"]
         assert len(final) > 1000, f"side {side} did not stream a long answer: {final[:200]!r}"
-        shown = next(c["frame"] for c in mine if c["text"] == final)
-        assert shown - done_frame <= 2, (
-            f"side {side}: the final text appeared {shown - done_frame} frames after the server's completion "
-            f"reached the page ({len(mine)} changes, "
-            f"{sum(m['msg'] == 'process_generating' and m['event'] == done['event'] for m in msgs)} updates)"
+        late = [c for c in mine if c["frame"] > done_frame]
+        assert len(late) <= 2, (
+            f"side {side}: the text changed {len(late)} more times after the server's completion reached the "
+            f"page ({len(mine)} changes, {updates} updates): the page is applying a backlog"
         )
 
 
