@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from arena.core.answers import Context
 from arena.store import (
     AlreadyExists,
     ItemClosed,
@@ -317,6 +318,17 @@ def test_a_rated_answer_is_never_rewritten(store: Store) -> None:
     # An unrated revision is still rewritten in place: regenerating twice adds one row, not two.
     third = store.record_generation(**kw, text="셋째 답")
     assert third == again and store.get_generation(again).text == "셋째 답"
+
+
+def test_rated_steps_count_only_the_given_context(store: Store) -> None:
+    # Matched by prefix before (issue 22 found it): replay:ann also took in the answers of replay:ann2.
+    m = store.upsert_model("m", backend="local")
+    store.add_annotator("ann", "pw")
+    mine = store.record_generation(model_id=m, eval_set="e", dialog_id="d", turn_index=1, context="replay:ann")
+    other = store.record_generation(model_id=m, eval_set="e", dialog_id="d", turn_index=3, context="replay:ann2")
+    store.save_ratings("ann", [(mine, 4, [], ""), (other, 2, [], "")])
+    assert store.rated_steps("ann", "e", Context.replay("ann")) == {("d", 1)}
+    assert store.rated_steps("ann", "e", "replay:ann2") == {("d", 3)}
 
 
 def test_a_voted_answer_is_never_rewritten_by_pregeneration(store: Store) -> None:
