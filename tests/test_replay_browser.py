@@ -92,6 +92,12 @@ def _ready(page) -> None:
     expect(page.locator("#replay-submit")).to_be_enabled(timeout=60_000)
 
 
+def _answer(page, side: int) -> str:
+    """The answer text a person sees on a side. (The element's innerText also holds Gradio's status tracker,
+    drawn at opacity 0 while an event runs, "processing | 0.0/0.1s": a CI run read it into the answer.)"""
+    return page.locator(f"#replay-answer-{side} .arena-answer").inner_text()
+
+
 def _quiet(page) -> None:
     """Wait until every queue event the page sent has completed, and nothing new started for a while
     (a `.then` step starts right after the one before it completes)."""
@@ -224,7 +230,7 @@ def test_opening_and_closing_dropdowns_changes_nothing(replay_server, browser):
     _ready(page)
     _quiet(page)
     before = _generations(db, user)[["generation_id", "turn_index", "created_at"]]
-    answer = page.locator("#replay-answer-0").inner_text()
+    answer = _answer(page, 0)
     history = page.locator("#replay-history").inner_text()
 
     def unchanged() -> None:
@@ -233,7 +239,7 @@ def test_opening_and_closing_dropdowns_changes_nothing(replay_server, browser):
         expect(page.locator("#replay-dialog input")).to_have_value(f"{FIRST_FASHION} · tool_use")
         expect(page.locator("#replay-turn input")).to_have_value(second)
         assert page.locator("#replay-history").inner_text() == history
-        assert page.locator("#replay-answer-0").inner_text() == answer
+        assert _answer(page, 0) == answer
         assert page.locator("#replay-score-0 input").first.is_enabled()
         after = _generations(db, user)[["generation_id", "turn_index", "created_at"]]
         assert after.equals(before), f"answers were regenerated:\n{before}\n{after}"
@@ -304,7 +310,7 @@ def test_rerating_a_turn_shows_and_keeps_the_earlier_rating(replay_server, brows
     page.keyboard.press("2")
     page.locator("#replay-criteria-0 label").first.click()
     page.locator("#replay-comment-0 textarea").fill("존댓말이 자연스러움")
-    rated_answer = page.locator("#replay-answer-1").inner_text()
+    rated_answer = _answer(page, 1)
     shown = page.locator("#replay-turn input").input_value()
     page.locator("#replay-submit").click()
     expect(page.locator("#replay-turn input")).not_to_have_value(shown, timeout=60_000)
@@ -327,7 +333,7 @@ def test_rerating_a_turn_shows_and_keeps_the_earlier_rating(replay_server, brows
     expect(page.locator("#replay-criteria-0 input").first).to_be_checked()
     expect(page.locator("#replay-submit")).to_contain_text("평가 수정")
     expect(page.locator("#replay-status")).to_contain_text("기록")
-    assert page.locator("#replay-answer-1").inner_text() == rated_answer
+    assert _answer(page, 1) == rated_answer
     page.screenshot(path=str(ARTIFACTS / "replay-edit.png"), full_page=True)
     _quiet(page)
     assert _generations(db, user)[["generation_id", "created_at"]].equals(gens_before[["generation_id", "created_at"]])

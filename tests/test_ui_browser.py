@@ -16,16 +16,16 @@ from tests.browser import CHROMIUM_ARGS, ROOT, chromium_path, login, serve, writ
 pytestmark = pytest.mark.slow
 ARTIFACTS = ROOT / "test-artifacts"
 
-# Counts how often each side's answer changed and whether a streaming cursor was ever shown.
+# Whether a streaming cursor was ever drawn on each side: only an update sent before the answer was done
+# carries it. (Counting text changes instead proves nothing here: the tiny models' 48 tokens take ~150 ms
+# and reach the page in one or two changes; a count of innerText changes had been counting Gradio's
+# invisible status tracker, "processing | 0.0/0.1s" at opacity 0, beside the answer.)
 WATCH_STREAMING = """
-window.__answerUpdates = {0: 0, 1: 0}; window.__sawCursor = {0: false, 1: false};
+window.__sawCursor = {0: false, 1: false};
 new MutationObserver(() => {
   for (const i of [0, 1]) {
     const el = document.getElementById('replay-answer-' + i);
-    if (!el) continue;
-    const text = el.innerText;
-    if (text !== (el.__last || '')) { el.__last = text; window.__answerUpdates[i] += 1; }
-    if (el.querySelector('.arena-cursor')) window.__sawCursor[i] = true;
+    if (el && el.querySelector('.arena-cursor')) window.__sawCursor[i] = true;
   }
 }).observe(document, {subtree: true, childList: true, characterData: true});
 """
@@ -56,9 +56,9 @@ def test_rate_a_replayed_turn_in_the_browser(arena_url):
         expect(page.locator("#replay-progress")).to_contain_text("selectstar_fashion", timeout=60_000)
         for i in (0, 1):
             expect(page.locator(f"#replay-score-{i} input").first).to_be_enabled(timeout=120_000)
-        updates = page.evaluate("window.__answerUpdates")
-        assert page.evaluate("window.__sawCursor['0'] || window.__sawCursor[0]"), "no streaming cursor was shown"
-        assert max(updates.values()) >= 2, f"answers arrived in one piece, not streamed: {updates}"
+        saw_cursor = page.evaluate("window.__sawCursor")
+        # Side A, as before: a side that finishes before its first update is drawn shows no cursor.
+        assert saw_cursor["0"], f"the answers were never drawn while streaming: {saw_cursor}"
         expect(page.locator("#replay-gt-0 .arena-gt")).to_be_visible()
         expect(page.locator("#replay-header-1")).to_contain_text("llama-tiny")
 
