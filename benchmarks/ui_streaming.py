@@ -31,8 +31,9 @@ SIDES = 4
 RECORD = """
 window.__t = {};
 window.__mark = (i) => {
-  const el = document.getElementById('replay-answer-' + i);
-  const text = el ? el.innerText.replace('▍', '').trim() : '';
+  // The answer as a person sees it: not Gradio's status tracker beside it (opacity 0, but in innerText).
+  const el = document.querySelector('#replay-answer-' + i + ' .arena-answer');
+  const text = el ? el.innerText.trim() : '';
   const rec = window.__t[i] || (window.__t[i] = {first: null, last: null, text: '', cleared: false});
   // Ignore the previous turn's answer until the arena has cleared this side for the new turn.
   if (!text) { rec.cleared = true; return; }
