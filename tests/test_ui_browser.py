@@ -68,6 +68,9 @@ def test_rate_a_replayed_turn_in_the_browser(arena_url):
         # Submitting with side B unscored is refused with a message, and A's score stays.
         page.keyboard.press("Control+Enter")
         expect(page.get_by_text("점수를 모두 매겨 주세요: B")).to_be_visible(timeout=30_000)
+        # Headed in Korean too (Gradio writes its type, "Error", whatever title the arena gives).
+        expect(page.locator(".toast-title.error").first).to_contain_text("확인해 주세요")
+        assert "Error" not in page.locator(".toast-title.error").first.inner_text()
         expect(page.locator('#replay-score-0 input[value="4"]')).to_be_checked()
         page.keyboard.press("2")
         page.locator("#replay-criteria-0 label").first.click()

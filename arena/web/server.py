@@ -61,7 +61,7 @@ def create_app(services, *, session_idle_minutes: float = 12 * 60, allow_origins
     import gradio as gr
     from fastapi import FastAPI
 
-    from arena.web.ui.app import BLIND_SHORTCUTS_JS, CSS, SHORTCUTS_JS, build_app
+    from arena.web.ui.app import BLIND_SHORTCUTS_JS, CSS, SHORTCUTS_JS, build_app, toast_title_js
 
     try:
         # Annotators send scores, comments and chat messages, never files: a request body over 1 MiB is
@@ -104,7 +104,7 @@ def create_app(services, *, session_idle_minutes: float = 12 * 60, allow_origins
             path=path or "/",
             auth_dependency=sessions.from_request,
             css=CSS,
-            head=SHORTCUTS_JS + BLIND_SHORTCUTS_JS,
+            head=SHORTCUTS_JS + BLIND_SHORTCUTS_JS + toast_title_js(lang),
             ssr_mode=False,
             footer_links=[],
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 
 import gradio as gr
 
@@ -141,6 +142,25 @@ BLIND_SHORTCUTS_JS = """
     if (side) { active = Math.max(0, sides().indexOf(side)); mark(); }
   });
 })();
+</script>
+"""
+
+
+def toast_title_js(lang: str) -> str:
+    """Gradio 6.31 heads every error toast with its type in English ("Error") whatever
+    ``gr.Error(title=...)`` says: this rewrites that heading to the page's language as toasts appear."""
+    title = json.dumps(t(lang, "toast_error"), ensure_ascii=False)
+    return f"""
+<script>
+(function () {{
+  const title = {title} + ' ';
+  new MutationObserver(() => {{
+    for (const el of document.querySelectorAll('.toast-title.error')) {{
+      const text = el.firstChild;  // the type's text node; a count "(2)" follows it in its own node
+      if (text && text.nodeType === Node.TEXT_NODE && text.data !== title) text.data = title;
+    }}
+  }}).observe(document.documentElement, {{subtree: true, childList: true}});
+}})();
 </script>
 """
 
