@@ -14,46 +14,16 @@ checkout's virtualenv and tiny models, so before and after are measured the same
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from arena.store import Store  # noqa: E402
-from tests.browser import CHROMIUM_ARGS, chromium_path, free_port, login, write_models_yaml  # noqa: E402
+from tests.browser import CHROMIUM_ARGS, chromium_path, login, serve, write_models_yaml  # noqa: E402
 from training.tiny import ensure_tiny_models  # noqa: E402
-
-
-@contextlib.contextmanager
-def served(checkout: Path, config: Path, db: str, log: Path):
-    """`arena serve` of ``checkout`` on a free loopback port, until the page answers."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "arena.cli", "serve", "--config", str(config), "--db", db, "--port", str(port)]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(checkout)}
-    with log.open("w") as out:
-        proc = subprocess.Popen(cmd, cwd=checkout, stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"arena serve exited with {proc.returncode}:\n{log.read_text()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + "login", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def main() -> None:
@@ -71,7 +41,7 @@ def main() -> None:
         db = str(tmp_path / "ratings.db")
         with Store.open(db) as store:
             store.add_annotator("지혜", "pw-1234")
-        with served(args.checkout.resolve(), config, db, tmp_path / "serve.log") as url, sync_playwright() as p:
+        with serve(config, db, tmp_path / "serve.log", checkout=args.checkout.resolve()) as url, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1200})
             login(page, url + args.lang, "지혜", "pw-1234")

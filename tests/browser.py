@@ -66,8 +66,16 @@ def write_models_yaml(path: Path, tiny_models: dict[str, Path], max_tokens: int 
 
 
 @contextmanager
-def serve(config: Path, db: str, log: Path, extra: list[str] | None = None, timeout: float = 180) -> Iterator[str]:
-    """Run `arena serve` on a free loopback port until the page answers; yield its URL; stop it."""
+def serve(
+    config: Path,
+    db: str,
+    log: Path,
+    extra: list[str] | None = None,
+    timeout: float = 180,
+    checkout: Path = ROOT,
+) -> Iterator[str]:
+    """Run `arena serve` on a free loopback port until the page answers; yield its URL; stop it.
+    ``checkout``: the arena's code to run (another worktree, for a before/after measurement)."""
     port = free_port()
     cmd = [
         sys.executable,
@@ -84,7 +92,11 @@ def serve(config: Path, db: str, log: Path, extra: list[str] | None = None, time
     ]
     with log.open("w") as out:
         proc = subprocess.Popen(
-            cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+            cmd,
+            cwd=checkout,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(checkout)},
         )
     url = f"http://127.0.0.1:{port}/"
     try:

@@ -197,7 +197,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         A separate event from the one that opens the step, with no dropdown among its outputs: dropdowns
         given new choices and value in the first message of a streaming event now and then kept neither
         in Gradio 6.31's page (7 of 40 reloads of /en/ here showed an empty dialog and turn, and a submit
-        then named no turn); set by a plain event, 0 of 40.
+        then named no turn); set by a plain event, 0 of 40 (``benchmarks/replay_reloads.py``).
         """
         if not st.pending:
             yield {state: st}
@@ -412,7 +412,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
     # A submit counts once while it runs, and the next turn's submit stays disabled until its answers are
     # in, so a double click never reaches a turn whose answers are still being generated.
     quiet = {"show_progress": "hidden", "trigger_mode": "always_last"}
-    answer_outputs = [o for o in outputs if o not in (dialog, turn)]
+    answer_outputs = [state, submit, *side_outputs]  # what stream_answers writes: no dropdown
     opens = [
         eval_set.input(on_set, [eval_set, models, state], outputs, **quiet),
         dialog.input(on_dialog, [dialog, models, state], outputs, **quiet),
