@@ -112,3 +112,25 @@ def test_cli_db_upgrade_and_current(tmp_path, capsys) -> None:
     assert migrate.head() in capsys.readouterr().out
     assert main(["db", "current", "--db", url]) == 0
     assert f"{migrate.head()} (head)" in capsys.readouterr().out
+
+
+def test_style_counts_are_stored_and_backfilled(db_url: str) -> None:
+    """Answers stored before 0005 get their style counts from the migration; new ones at write time."""
+    text = "## 추천\n\n1. **코트** 는 따뜻합니다\n- 가격: 5만 원\n```\n# 코드 안의 헤더\n```"
+    with Store.open(db_url) as store:
+        model = store.upsert_model("m", backend="local")
+        gid = store.record_generation(model_id=model, eval_set="e", dialog_id="d", turn_index=1, text=text)
+        written = store.generations_frame().set_index("generation_id").loc[gid]
+        migrate.downgrade(store.engine, "0004_accounts_secrets_revisions")
+        columns = {c["name"] for c in sa.inspect(store.engine).get_columns("generations")}
+        assert "style_length" not in columns
+        store.upgrade()
+        back = store.generations_frame().set_index("generation_id").loc[gid]
+    expected = {
+        "style_length": len(text) - text.count(" ") - text.count("\n"),
+        "style_headers": 1,
+        "style_lists": 2,
+        "style_bold": 1,
+    }
+    assert {k: int(written[k]) for k in expected} == expected
+    assert {k: int(back[k]) for k in expected} == expected

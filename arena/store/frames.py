@@ -6,6 +6,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 
+from arena.core.style import STYLE_FEATURES
 from arena.store.models import Annotator, Generation, Model, Rating, Round, Skip, Vote
 
 
@@ -86,6 +87,8 @@ def votes_frame(conn: sa.Connection, round_id: int | None = None) -> pd.DataFram
             Annotator.name.label("annotator"),
             Vote.choice,
             Vote.created_at,
+            *(getattr(ga, f"style_{f}").label(f"{f}_a") for f in STYLE_FEATURES),
+            *(getattr(gb, f"style_{f}").label(f"{f}_b") for f in STYLE_FEATURES),
         )
         .join(Round, Vote.round_id == Round.id)
         .join(ga, Vote.generation_a_id == ga.id)
@@ -148,6 +151,10 @@ def generations_frame(conn: sa.Connection, round_id: int | None = None) -> pd.Da
             g.similarity,
             g.tool_name_match,
             g.tool_args_match,
+            g.style_length,
+            g.style_headers,
+            g.style_lists,
+            g.style_bold,
             g.created_at,
         )
         .join(Model, g.model_id == Model.id)

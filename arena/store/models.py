@@ -175,6 +175,11 @@ class Generation(Base):
     similarity: Mapped[float | None]
     tool_name_match: Mapped[bool | None]
     tool_args_match: Mapped[bool | None]
+    # Style counts of the text (arena.core.style), for style-controlled ratings.
+    style_length: Mapped[int | None]
+    style_headers: Mapped[int | None]
+    style_lists: Mapped[int | None]
+    style_bold: Mapped[int | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from arena.core.answers import Context
+from arena.core.style import style_counts
 from arena.store.engine import DEFAULT_URL, create_engine, write_engine
 from arena.store.models import (
     POSITIONS,
@@ -587,6 +588,7 @@ class Store:
         at once) leaves it as it is.
         """
         context = str(Context.round(round_id) if round_id is not None else context)
+        style = style_counts(text)
         values = {
             "round_id": round_id,
             "prompt_hash": prompt_hash,
@@ -602,6 +604,7 @@ class Store:
             "similarity": similarity,
             "tool_name_match": tool_name_match,
             "tool_args_match": tool_args_match,
+            **{f"style_{name}": value for name, value in style._asdict().items()},
             "created_at": utcnow(),
         }
         key = {
