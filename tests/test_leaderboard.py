@@ -242,6 +242,8 @@ def test_cli_markdown_has_every_table_with_cis(filled, capsys) -> None:
     for title in (
         "Mean 1-5 score per model",
         "Pairwise (Bradley-Terry)",
+        "Style-controlled Bradley-Terry",
+        "Style coefficients",
         "Win rate",
         "Battles per model pair",
         "Position bias",
@@ -256,6 +258,10 @@ def test_cli_markdown_has_every_table_with_cis(filled, capsys) -> None:
     rows = [line for line in pairwise.splitlines() if line.startswith("| ko-")]
     assert [r.split("|")[1].strip() for r in rows] == ["ko-strong", "ko-mid", "ko-weak"]
     assert all("[" in r and "]" in r for r in rows)
+    style = out.split("## Style-controlled")[1].split("## Style coefficients")[0]
+    rows = [line for line in style.splitlines() if line.startswith("| ko-")]
+    assert len(rows) == 3 and all(r.count("[") == 2 for r in rows)  # raw and controlled CI side by side
+    assert "characters without whitespace) wins" in out.split("## Style coefficients")[1]
 
 
 def test_cli_json_bt_order_cis_bias_and_agreement(filled, capsys) -> None:
@@ -466,11 +472,18 @@ def test_leaderboard_tab_builds_and_computes(with_data: bool, filled, tmp_path: 
             "lb-position-bias",
             "lb-agreement",
             "lb-status",
+            "lb-style-control",
+            "lb-style-coefficients",
+            "lb-style-status",
         }
         pairwise = shown["lb-pairwise"]
         if with_data:
             assert list(pairwise["model"]) == ["ko-strong", "ko-mid", "ko-weak"] and "95% CI" in pairwise.columns
             assert f"{filled[1]['votes']} votes" in shown["lb-status"]
+            style = shown["lb-style-control"]
+            assert set(style["model"]) == {"ko-strong", "ko-mid", "ko-weak"}
+            assert {"style-controlled rating", "style-controlled 95% CI", "change"} <= set(style.columns)
+            assert "equally rated models" in " ".join(shown["lb-style-coefficients"]["meaning"])
             assert [value for _, value in shown["lb-round"]["choices"]] == ["", "r1", "r2"]  # rounds made after build
             assert len(shown["lb-pairwise-plot"].data) == 2  # BT with error bars + online Elo for comparison
             assert shown["lb-metric-plot"].data[0].x is not None and len(shown["lb-metric-plot"].data[0].x) == 3
@@ -480,6 +493,7 @@ def test_leaderboard_tab_builds_and_computes(with_data: bool, filled, tmp_path: 
             assert list(narrowed["lb-pairwise"]["model"]) == ["ko-strong", "ko-weak"]
         else:
             assert pairwise.empty and "0 votes" in shown["lb-status"]
+            assert shown["lb-style-control"].empty and shown["lb-style-status"] == "No votes to fit style control on."
 
         models = _by_id(blocks.blocks.values(), "lb-recall-models")
         assert not models.choices  # built empty: initial values are public in /config

@@ -28,6 +28,8 @@ TITLES = {
     "scores_by_category": "Mean score per category",
     "scores_by_round": "Mean score per round",
     "pairwise": "Pairwise (Bradley-Terry) from blind votes",
+    "style_control": "Style-controlled Bradley-Terry beside the raw ratings (length and markdown held equal)",
+    "style_coefficients": "Style coefficients (log-odds per standard deviation of the normalised difference)",
     "win_rate": "Win rate of row model against column model (ties half)",
     "battles": "Battles per model pair",
     "position_bias": "Position bias: share of decisive votes won by the left answer (0.5 = none)",
@@ -38,6 +40,9 @@ TITLES = {
 NOTES = {
     "pairwise": "rank = 1 + number of models whose CI lies entirely above this one. online_elo is "
     "order-dependent (votes in the order cast), shown only for comparison.",
+    "style_control": "Fitted as FastChat's style control: per battle and feature (x_a - x_b) / (x_a + x_b + 1), "
+    "standardised, one L2-regularised logistic fit of model strengths and feature coefficients; vote bootstrap "
+    "CIs. length = characters without whitespace. change = style-controlled minus raw rating.",
     "metrics": "similarity = best token match to the GT; tool_*_match = share of tool-call turns matched by "
     "name / name + arguments; repetition = similarity to the closest earlier assistant turn.",
 }
@@ -167,7 +172,7 @@ def _md_table(frame: pd.DataFrame) -> str:
 
 
 def _markdown(boards: Leaderboards, tables: dict[str, pd.DataFrame]) -> str:
-    from arena.leaderboards.tables import display_table, metrics_wide
+    from arena.leaderboards.tables import display_table, metrics_wide, style_meaning
 
     f, s, n = boards.filters, boards.settings, boards.counts
     shown = ", ".join(f"{k}={v}" for k, v in f.as_dict().items() if v) or "none"
@@ -185,4 +190,6 @@ def _markdown(boards: Leaderboards, tables: dict[str, pd.DataFrame]) -> str:
         out.append(_md_table(metrics_wide(frame) if name == "metrics" else display_table(frame)))
         if name in NOTES:
             out.append(NOTES[name])
+        if name == "style_coefficients":
+            out.append("\n".join(f"- {line}" for line in style_meaning(frame, "en")))
     return "\n\n".join(out)

@@ -423,6 +423,51 @@ STRINGS: dict[str, dict[str, str]] = {
         "ko": "평가자 간 일치도 (Krippendorff α; 2명 이상이 평가한 항목)",
         "en": "Inter-annotator agreement (Krippendorff's α; items judged at least twice)",
     },
+    "lb_style": {
+        "ko": "스타일 보정 순위 (길이 · 마크다운을 뺀 Bradley–Terry)",
+        "en": "Style-controlled ranking (Bradley–Terry with length and markdown held equal)",
+    },
+    "lb_style_note": {
+        "ko": "같은 투표로 모델 실력과 함께 답변 길이(공백 제외 글자 수), 제목, 목록 항목, 굵은 글씨의 영향을 "
+        "추정합니다 (FastChat의 style control). 보정 점수가 원 점수보다 많이 낮은 모델은 길거나 꾸민 답변으로 "
+        "표를 얻은 것입니다.",
+        "en": "The same votes fit model strength together with the effect of answer length (characters without "
+        "whitespace), headers, list items and bold text (FastChat's style control). A model whose controlled "
+        "rating is well below its raw one won votes by writing longer or more formatted answers.",
+    },
+    "lb_style_coefficients": {"ko": "스타일 계수와 그 의미", "en": "Style coefficients and what they mean"},
+    "lb_style_none": {
+        "ko": "스타일 보정에 쓸 투표가 없습니다.",
+        "en": "No votes to fit style control on.",
+    },
+    "lb_style_constant": {
+        "ko": "모든 대결에서 같은 값이라 추정할 수 없는 특성: {features}",
+        "en": "Not estimable (the same in every battle): {features}",
+    },
+    "style_meaning": {
+        "ko": "{what} 실력이 같은 모델끼리 {share}의 비율로 이깁니다 {ci} (50% = 영향 없음).",
+        "en": "{what} wins {share} {ci} of votes between equally rated models (50% = no effect).",
+    },
+    "style_what_length": {
+        "ko": "두 배 긴 답변(공백 제외 {a}자 대 {b}자)은",
+        "en": "A twice as long answer ({a} vs {b} characters without whitespace)",
+    },
+    "style_what_headers": {
+        "ko": "제목이 {a}개 있는 답변은 제목 없는 답변을 상대로",
+        "en": "An answer with {a} headers against one without",
+    },
+    "style_what_lists": {
+        "ko": "목록 항목이 {a}개 있는 답변은 목록 없는 답변을 상대로",
+        "en": "An answer with {a} list items against one without",
+    },
+    "style_what_bold": {
+        "ko": "굵은 글씨가 {a}곳 있는 답변은 굵은 글씨 없는 답변을 상대로",
+        "en": "An answer with {a} bold spans against one without",
+    },
+    "style_feature_length": {"ko": "길이", "en": "length"},
+    "style_feature_headers": {"ko": "제목", "en": "headers"},
+    "style_feature_lists": {"ko": "목록 항목", "en": "list items"},
+    "style_feature_bold": {"ko": "굵은 글씨", "en": "bold"},
     "lb_metrics": {"ko": "자동 지표 (저장된 답변)", "en": "Automatic metrics (stored answers)"},
     "lb_metric_pick": {"ko": "그래프로 볼 지표", "en": "Metric to plot"},
     "lb_recall": {"ko": "검색 재현율 (패션 검색 세트, BM25)", "en": "Retrieval recall (fashion set, BM25)"},
@@ -498,6 +543,17 @@ COLUMNS: dict[str, dict[str, str]] = {
     "system": {"ko": "검색어 출처", "en": "system"},
     "no query": {"ko": "검색어 없음", "en": "no query"},
     "k": {"ko": "k", "en": "k"},
+    "style_rating": {"ko": "스타일 보정 점수", "en": "style-controlled rating"},
+    "style_95% CI": {"ko": "보정 95% 신뢰구간", "en": "style-controlled 95% CI"},
+    "style_rank": {"ko": "보정 순위", "en": "style-controlled rank"},
+    "change": {"ko": "변화", "en": "change"},
+    "feature": {"ko": "특성", "en": "feature"},
+    "coef": {"ko": "계수 (표준편차당 로그 오즈)", "en": "coefficient (log-odds per SD)"},
+    "example_a": {"ko": "예시 A", "en": "example A"},
+    "example_b": {"ko": "예시 B", "en": "example B"},
+    "example_win_share": {"ko": "예시 A 승률", "en": "example A win share"},
+    "example_95% CI": {"ko": "승률 95% 신뢰구간", "en": "win share 95% CI"},
+    "meaning": {"ko": "의미", "en": "meaning"},
 }
 
 

@@ -27,6 +27,7 @@ from arena.leaderboards.frames import (
 )
 from arena.stats import agreement
 from arena.stats.agreement import alpha_bootstrap
+from arena.stats.style import StyleControl, style_control
 
 if TYPE_CHECKING:
     from arena.store import Store
@@ -93,6 +94,7 @@ class Leaderboards:
     annotators: pd.DataFrame
     agreement: pd.DataFrame
     metrics: pd.DataFrame
+    style: StyleControl | None = None
     models: list[str] = field(default_factory=list)
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -101,6 +103,7 @@ class Leaderboards:
             "scores": self.scores,
             **{f"scores_by_{k}": v for k, v in self.scores_by.items()},
             "pairwise": self.pairwise,
+            **self.style_tables(),
             "win_rate": self.win_rate.reset_index(),
             "battles": self.battles.reset_index(),
             "position_bias": self.position_bias,
@@ -108,6 +111,28 @@ class Leaderboards:
             "agreement": self.agreement,
             "metrics": self.metrics,
         }
+
+    def style_tables(self) -> dict[str, pd.DataFrame]:
+        """Raw and style-controlled ratings side by side, and the style coefficients (when computed)."""
+        if self.style is None:
+            return {}
+        return {
+            "style_control": style_side_by_side(self.pairwise, self.style.ratings),
+            "style_coefficients": self.style.coefficients,
+        }
+
+
+def style_side_by_side(raw: pd.DataFrame, controlled: pd.DataFrame) -> pd.DataFrame:
+    """Per model: raw BT rating and CI, style-controlled rating and CI, and the rank each gives."""
+    left = raw[["model", "rating", "ci_low", "ci_high", "rank"]]
+    right = controlled[["model", "rating", "ci_low", "ci_high", "rank"]].rename(
+        columns=lambda c: c if c == "model" else f"style_{c}"
+    )
+    out = left.merge(right, on="model", how="outer")
+    out["change"] = out["style_rating"] - out["rating"]
+    return out.sort_values(["style_rating", "model"], ascending=[False, True], na_position="last").reset_index(
+        drop=True
+    )
 
 
 def _failed_count(generations: pd.DataFrame, dialogs: DialogIndex, filters: Filters) -> int:
@@ -149,6 +174,7 @@ def build_leaderboards(
     labelled = ratings.fillna(NO_GROUP)  # "(no round)" reads better than a blank group key
     scores_by = {g: stats.score_leaderboard(labelled, by=(g, "model"), **boot) for g in SCORE_GROUPS}
     pairwise = stats.pairwise_leaderboard(votes, both_bad=both_bad, anchor_model=anchor, **boot)
+    style = style_control(votes, both_bad=both_bad, anchor_model=anchor, **boot)
     order = list(pairwise["model"])
     models = sorted(set(ratings["model"]) | set(votes["model_a"]) | set(votes["model_b"]) | set(gens["model"]))
     return Leaderboards(
@@ -159,6 +185,12 @@ def build_leaderboards(
             "anchor": anchor,
             "scale": "400-point; anchor model or mean = 1000",
             "online_elo": "order-dependent (votes in the order cast), for comparison only",
+            "style_control": {
+                "battles": style.n_battles,
+                "without_style_counts": style.dropped,
+                "constant_features": style.constant,
+                "length": "characters without whitespace",
+            },
         },
         counts={
             "ratings": len(ratings),
@@ -176,5 +208,6 @@ def build_leaderboards(
         annotators=agreement.annotator_summary(votes, ratings),
         agreement=agreement_table(ratings, votes, n_boot=n_boot, seed=seed, ci=ci),
         metrics=stats.metric_summary(gens, by=("model",), **boot),
+        style=style,
         models=models,
     )

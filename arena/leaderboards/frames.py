@@ -15,6 +15,7 @@ import pandas as pd
 from arena.core.answers import Context
 from arena.core.dialogs import Dialog
 from arena.core.metrics import Splitter, score_step, split_words
+from arena.stats.style import STYLE_FEATURES
 from backends.base import ToolCall
 
 if TYPE_CHECKING:
@@ -26,6 +27,8 @@ SCORE_GROUPS = ("eval_set", "category", "round")
 NO_GROUP = {"round": "(no round)", "category": "(none)"}
 
 DialogIndex = Mapping[tuple[str, str], Dialog]
+# Style counts of both answers of a vote, for style control (arena.stats.style).
+STYLE_COLUMNS = tuple(f"{f}_{side}" for f in STYLE_FEATURES for side in ("a", "b"))
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ def votes_input(votes: pd.DataFrame, dialogs: DialogIndex) -> pd.DataFrame:
             "winner",
             "annotator",
             "vote_id",
+            *[c for c in STYLE_COLUMNS if c in out.columns],
         ]
     ]
 

@@ -14,7 +14,7 @@ import pandas as pd
 from arena.core.i18n import column_label, t
 from arena.leaderboards import plots
 from arena.leaderboards.assembly import Leaderboards, build_leaderboards
-from arena.leaderboards.tables import display_table, metrics_wide
+from arena.leaderboards.tables import display_table, metrics_wide, style_meaning
 from arena.retrieval.runner import RecallConfig, RecallRunner
 from arena.web.policies import is_researcher
 from arena.web.services import Services
@@ -28,6 +28,7 @@ DEFAULT_METRIC = "similarity"
 # Tables shown as Dataframes, by the name Leaderboards.tables() gives them.
 TABLES = (
     "pairwise",
+    "style_control",
     "scores",
     "scores_by_eval_set",
     "scores_by_category",
@@ -52,7 +53,10 @@ def leaderboard_views(boards: Leaderboards, lang: str = "ko") -> dict[str, Any]:
     """Display tables (text cells, CIs as "[lo, hi]", headers in ``lang``) and plotly figures for one set
     of leaderboards."""
     tables = boards.tables()
-    views: dict[str, Any] = {name: localized(display_table(tables[name]), lang) for name in TABLES if name != "metrics"}
+    views: dict[str, Any] = {
+        name: localized(display_table(tables[name]), lang) for name in TABLES if name in tables and name != "metrics"
+    }
+    views.update(style_views(boards, lang))
     views["metrics"] = localized(metrics_wide(boards.metrics), lang)
     views["pairwise_plot"] = plots.rating_ci_figure(boards.pairwise, lang=lang)
     views["scores_plot"] = plots.rating_ci_figure(
@@ -61,6 +65,27 @@ def leaderboard_views(boards: Leaderboards, lang: str = "ko") -> dict[str, Any]:
     views["win_rate_plot"] = plots.win_rate_heatmap(boards.win_rate, lang=lang)
     views["battles_plot"] = plots.battle_count_heatmap(boards.battles, lang=lang)
     return views
+
+
+def style_views(boards: Leaderboards, lang: str) -> dict[str, Any]:
+    """The style-controlled table, the coefficients with a sentence each on what they mean, and a status line."""
+    style = boards.style
+    if style is None or not style.n_battles:
+        return {
+            "style_control": pd.DataFrame(),
+            "style_coefficients": pd.DataFrame(),
+            "style_status": t(lang, "lb_style_none"),
+        }
+    coefs = style.coefficients
+    shown = display_table(coefs)[["feature", "coef", "95% CI", "example_win_share", "example_95% CI"]]
+    shown["feature"] = [t(lang, f"style_feature_{f}") for f in coefs["feature"]]
+    meaning = dict(zip(coefs.dropna(subset=["example_win_share"])["feature"], style_meaning(coefs, lang)))
+    shown["meaning"] = [meaning.get(f, "") for f in coefs["feature"]]
+    notes = [t(lang, "lb_style_note")]
+    if style.constant:
+        features = ", ".join(t(lang, f"style_feature_{f}") for f in style.constant)
+        notes.append(t(lang, "lb_style_constant", features=features))
+    return {"style_coefficients": localized(shown, lang), "style_status": "\n\n".join(notes)}
 
 
 def fitted(frame: pd.DataFrame) -> dict[str, Any]:
@@ -163,6 +188,10 @@ def build(services: Services, lang: str, tab: gr.Tab | None = None, recall: Reca
     gr.Markdown(f"### {t(lang, 'lb_pairwise')}\n{t(lang, 'lb_pairwise_note')}")
     shown["pairwise_plot"] = gr.Plot(elem_id="lb-pairwise-plot")
     table("pairwise")
+    gr.Markdown(f"### {t(lang, 'lb_style')}")
+    shown["style_status"] = gr.Markdown(elem_id="lb-style-status")
+    table("style_control")
+    table("style_coefficients", t(lang, "lb_style_coefficients"))
     gr.Markdown(f"### {t(lang, 'lb_scores')}")
     shown["scores_plot"] = gr.Plot(elem_id="lb-scores-plot")
     table("scores")
