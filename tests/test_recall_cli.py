@@ -214,3 +214,21 @@ def test_failed_rows_are_retried_and_replaced(tmp_path: Path) -> None:
             store.save_recall_query(
                 model_id=model_id, eval_set="x", item_id="y", prompt_hash="z", query=None, status="nonsense"
             )
+
+
+def _strict(text: str) -> object:
+    """json.loads that refuses NaN/Infinity, as JavaScript's JSON.parse and jq do."""
+
+    def refuse(name: str) -> None:
+        raise ValueError(f"not JSON: {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_without_bootstrap_is_valid_json_with_nulls(tmp_path: Path, capsys) -> None:
+    argv = ["recall", "--set", str(_small_set(tmp_path)), "--index", str(SHIPPED_INDEX)]
+    argv += ["--db", str(tmp_path / "r.db"), "--cache-dir", str(tmp_path / "bm25"), "--format", "json"]
+    assert main([*argv, "--bootstrap", "0"]) == 0
+    doc = _strict(capsys.readouterr().out)
+    metric = doc["systems"][0]["metrics"]["R@10"]
+    assert metric["value"] > 0 and metric["lo"] is None and metric["hi"] is None

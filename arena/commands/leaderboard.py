@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from arena import PROJECT_ROOT
 from arena.commands.common import UserError, add_db_argument
+from arena.core import jsonout
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -131,7 +132,7 @@ def render(boards: Leaderboards, fmt: str, only: list[str] | None = None) -> str
     """The chosen tables as markdown, CSV blocks (plain CSV for one table) or one JSON document."""
     tables = {k: v for k, v in boards.tables().items() if not only or k in only}
     if fmt == "json":
-        return json.dumps(
+        return jsonout.dumps(
             {
                 "filters": boards.filters.as_dict(),
                 "settings": boards.settings,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from arena.core import jsonout
 from arena.retrieval.recall import DEFAULT_KS, MRR_DEPTH
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ def format_table(
 ) -> str:
     """The side-by-side table: md (R@k = hit@k, with CIs), csv (every metric with lo/hi) or json."""
     if fmt == "json":
-        return json.dumps({"ks": list(ks), "systems": list(summaries)}, ensure_ascii=False, indent=2)
+        return jsonout.dumps({"ks": list(ks), "systems": list(summaries)}, ensure_ascii=False, indent=2)
     if fmt == "csv":
         import csv
         import io

@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
+from arena.core import jsonout
 from arena.rounds.workflow import Answers, load_config, load_items
 
 if TYPE_CHECKING:
@@ -174,7 +175,7 @@ def write_jsonl(rows: Iterable[dict[str, Any]], out: IO[str]) -> int:
     """One JSON object a line, Korean unescaped."""
     n = 0
     for row in rows:
-        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        out.write(jsonout.dumps(row, ensure_ascii=False) + "\n")
         n += 1
     return n
 
