@@ -4,6 +4,11 @@ Mean 1-5 scores (dialog-clustered bootstrap CIs), Bradley-Terry ratings from bli
 CIs, ranks that separate only non-overlapping intervals, online Elo for comparison), win-rate and battle
 matrices, left/right position bias, per-annotator counts, Krippendorff's alpha and automatic metrics.
 Everything is read from the store and the eval sets; the same --seed prints the same numbers.
+
+`arena leaderboard --votes FILE.csv [--style-control]` prints the pairwise tables of battles from elsewhere
+(a spreadsheet, a FastChat/LMArena export) instead: columns model_a, model_b, winner (model_a | model_b |
+tie | both_bad), and for --style-control tokens_a, tokens_b, headers_a, headers_b, lists_a, lists_b, bold_a,
+bold_b (any of these pairs).
 """
 
 from __future__ import annotations
@@ -43,11 +48,13 @@ NOTES = {
     "order-dependent (votes in the order cast), shown only for comparison.",
     "style_control": "Fitted as FastChat's style control: per battle and feature (x_a - x_b) / (x_a + x_b + 1), "
     "standardised, one L2-regularised logistic fit of model strengths and feature coefficients; vote bootstrap "
-    "CIs. length = characters without whitespace. change = style-controlled minus raw rating.",
+    "CIs. length = characters without whitespace (the store) or the tokens_ columns (a --votes file). change = "
+    "style-controlled minus raw rating.",
     "metrics": "similarity = best token match to the GT; tool_*_match = share of tool-call turns matched by "
     "name / name + arguments; repetition = similarity to the closest earlier assistant turn.",
 }
 TABLE_NAMES = tuple(TITLES)
+VOTES_FILE_TABLES = ("pairwise", "style_control", "style_coefficients", "win_rate", "battles")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,6 +65,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=str(PROJECT_ROOT / "eval_sets"),
         metavar="DIR",
         help="eval-set folder, for categories and repetition (default: the shipped eval_sets/)",
+    )
+    p.add_argument(
+        "--votes",
+        metavar="FILE.csv",
+        help="battles from this CSV instead of the store (model_a, model_b, winner; see above): pairwise tables",
+    )
+    p.add_argument(
+        "--style-control",
+        action="store_true",
+        help="with --votes: also style-controlled BT from the file's tokens_/headers_/lists_/bold_ columns "
+        "(from the store it is always computed)",
     )
     p.add_argument("--round", help="only this round (name or id)")
     p.add_argument("--eval-set", help="only this eval set")
@@ -96,6 +114,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.boot < 0:
         raise UserError("--boot must be >= 0") from None
+    if args.votes:
+        return _run_votes_file(args)
+    if args.style_control:
+        raise UserError("--style-control goes with --votes (from the store, style control is always shown)")
     try:
         dialogs = load_dialogs(eval_set_files(args.sets_dir))
     except EvalSetError as exc:
@@ -120,6 +142,35 @@ def run(args: argparse.Namespace) -> int:
             )
         except ValueError as exc:  # e.g. an --anchor model without votes in this slice
             raise UserError(str(exc)) from None
+    print(render(boards, args.format, args.table))
+    return 0
+
+
+def _run_votes_file(args: argparse.Namespace) -> int:
+    from arena.leaderboards.assembly import votes_leaderboards
+    from arena.leaderboards.votes_file import VotesFileError, read_votes_csv
+
+    for flag, value in (("--round", args.round), ("--eval-set", args.eval_set), ("--category", args.category)):
+        if value:
+            raise UserError(f"{flag} filters the store; it does not apply to --votes") from None
+    if bad := [t for t in args.table or [] if t not in VOTES_FILE_TABLES]:
+        raise UserError(f"--votes has only the tables {', '.join(VOTES_FILE_TABLES)}; not {', '.join(bad)}")
+    try:
+        votes = read_votes_csv(args.votes, style=args.style_control)
+    except VotesFileError as exc:
+        raise UserError(str(exc)) from None
+    try:
+        boards = votes_leaderboards(
+            votes,
+            source=args.votes,
+            style=args.style_control,
+            n_boot=args.boot,
+            seed=args.seed,
+            both_bad=args.both_bad,
+            anchor=args.anchor,
+        )
+    except ValueError as exc:  # an --anchor model that is not in the file
+        raise UserError(str(exc)) from None
     print(render(boards, args.format, args.table))
     return 0
 
@@ -178,11 +229,18 @@ def _markdown(boards: Leaderboards, tables: dict[str, pd.DataFrame]) -> str:
     f, s, n = boards.filters, boards.settings, boards.counts
     shown = ", ".join(f"{k}={v}" for k, v in f.as_dict().items() if v) or "none"
     scale = f"anchor {s['anchor']}" if s["anchor"] else "mean"
-    out = [
-        f"# Leaderboard\n\nfilters: {shown}; {n['ratings']} ratings, {n['votes']} votes, {n['generations']} answers "
-        f"({n['failed_generations']} failed, left out); 95% CIs from {s['n_boot']} bootstrap resamples, seed "
-        f"{s['seed']}; 'both bad' = {s['both_bad']}; BT scale: {scale} = 1000."
-    ]
+    if "source" in s:
+        head = f"# Leaderboard\n\nbattles from {s['source']}: {n['votes']} votes, {n['models']} models; 95% CIs from "
+        head += f"{s['n_boot']} bootstrap resamples, seed {s['seed']}; 'both bad' = {s['both_bad']}; BT scale: {scale} = 1000."
+    out = (
+        [head]
+        if "source" in s
+        else [
+            f"# Leaderboard\n\nfilters: {shown}; {n['ratings']} ratings, {n['votes']} votes, {n['generations']} answers "
+            f"({n['failed_generations']} failed, left out); 95% CIs from {s['n_boot']} bootstrap resamples, seed "
+            f"{s['seed']}; 'both bad' = {s['both_bad']}; BT scale: {scale} = 1000."
+        ]
+    )
     for name, frame in tables.items():
         out.append(f"## {TITLES[name]}")
         if frame.empty or (name in ("win_rate", "battles") and len(frame.columns) <= 1):
@@ -192,5 +250,7 @@ def _markdown(boards: Leaderboards, tables: dict[str, pd.DataFrame]) -> str:
         if name in NOTES:
             out.append(NOTES[name])
         if name == "style_coefficients":
-            out.append("\n".join(f"- {line}" for line in style_meaning(frame, "en")))
+            out.append(
+                "\n".join(f"- {line}" for line in style_meaning(frame, "en", "tokens" if "source" in s else "chars"))
+            )
     return "\n\n".join(out)

@@ -449,9 +449,11 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "{what} wins {share} {ci} of votes between equally rated models (50% = no effect).",
     },
     "style_what_length": {
-        "ko": "두 배 긴 답변(공백 제외 {a}자 대 {b}자)은",
-        "en": "A twice as long answer ({a} vs {b} characters without whitespace)",
+        "ko": "두 배 긴 답변({a} 대 {b}{unit})은",
+        "en": "A twice as long answer ({a} vs {b} {unit})",
     },
+    "style_unit_chars": {"ko": "자, 공백 제외", "en": "characters without whitespace"},
+    "style_unit_tokens": {"ko": "토큰", "en": "tokens"},
     "style_what_headers": {
         "ko": "제목이 {a}개 있는 답변은 제목 없는 답변을 상대로",
         "en": "An answer with {a} headers against one without",

@@ -85,21 +85,22 @@ class Leaderboards:
     filters: Filters
     settings: dict[str, Any]
     counts: dict[str, int]
-    scores: pd.DataFrame
-    scores_by: dict[str, pd.DataFrame]
     pairwise: pd.DataFrame
     win_rate: pd.DataFrame
     battles: pd.DataFrame
-    position_bias: pd.DataFrame
-    annotators: pd.DataFrame
-    agreement: pd.DataFrame
-    metrics: pd.DataFrame
+    # None for battles read from a votes file: it has no ratings, answers or positions.
+    scores: pd.DataFrame | None = None
+    scores_by: dict[str, pd.DataFrame] = field(default_factory=dict)
+    position_bias: pd.DataFrame | None = None
+    annotators: pd.DataFrame | None = None
+    agreement: pd.DataFrame | None = None
+    metrics: pd.DataFrame | None = None
     style: StyleControl | None = None
     models: list[str] = field(default_factory=list)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """Every table as a flat frame, in display order (matrices get their row model as a column)."""
-        return {
+        tables = {
             "scores": self.scores,
             **{f"scores_by_{k}": v for k, v in self.scores_by.items()},
             "pairwise": self.pairwise,
@@ -111,6 +112,7 @@ class Leaderboards:
             "agreement": self.agreement,
             "metrics": self.metrics,
         }
+        return {k: v for k, v in tables.items() if v is not None}
 
     def style_tables(self) -> dict[str, pd.DataFrame]:
         """Raw and style-controlled ratings side by side, and the style coefficients (when computed)."""
@@ -149,6 +151,61 @@ def _position_bias(votes: pd.DataFrame, ci: float) -> pd.DataFrame:
     return out[["round", *[c for c in out.columns if c != "round"]]]
 
 
+def _pairwise_settings(boot: dict[str, Any], both_bad: str, anchor: str | None, style: StyleControl | None) -> dict:
+    settings = {
+        **boot,
+        "both_bad": both_bad,
+        "anchor": anchor,
+        "scale": "400-point; anchor model or mean = 1000",
+        "online_elo": "order-dependent (votes in the order cast), for comparison only",
+    }
+    if style is not None:
+        settings["style_control"] = {
+            "battles": style.n_battles,
+            "without_style_counts": style.dropped,
+            "constant_features": style.constant,
+        }
+    return settings
+
+
+def votes_leaderboards(
+    votes: pd.DataFrame,
+    *,
+    source: str,
+    style: bool = False,
+    n_boot: int = 1000,
+    seed: int = 0,
+    both_bad: stats.BothBad = "tie",
+    anchor: str | None = None,
+    ci: float = 0.95,
+) -> Leaderboards:
+    """The pairwise tables (BT, style control when asked, win rates, battle counts) of battles read from a
+    votes file (arena.leaderboards.votes_file) instead of the store."""
+    from arena.leaderboards.votes_file import style_features
+
+    boot = {"n_boot": n_boot, "seed": seed, "ci": ci}
+    pairwise = stats.pairwise_leaderboard(votes, both_bad=both_bad, anchor_model=anchor, **boot)
+    fitted = (
+        style_control(votes, features=style_features(votes), both_bad=both_bad, anchor_model=anchor, **boot)
+        if style
+        else None
+    )
+    order = list(pairwise["model"])
+    settings = _pairwise_settings(boot, both_bad, anchor, fitted)
+    if fitted is not None and "length" in style_features(votes):
+        settings["style_control"]["length"] = "as given in the file (tokens_* or length_*)"
+    return Leaderboards(
+        filters=Filters(None, None, None),
+        settings={"source": source, **settings},
+        counts={"votes": len(votes), "models": len(order)},
+        pairwise=pairwise,
+        win_rate=stats.win_rate_matrix(votes, both_bad=both_bad, order=order),
+        battles=stats.battle_count_matrix(votes, both_bad=both_bad, order=order),
+        style=fitted,
+        models=sorted(order),
+    )
+
+
 def build_leaderboards(
     store: Store,
     dialogs: Iterable[Dialog],
@@ -177,21 +234,11 @@ def build_leaderboards(
     style = style_control(votes, both_bad=both_bad, anchor_model=anchor, **boot)
     order = list(pairwise["model"])
     models = sorted(set(ratings["model"]) | set(votes["model_a"]) | set(votes["model_b"]) | set(gens["model"]))
+    settings = _pairwise_settings(boot, both_bad, anchor, style)
+    settings["style_control"]["length"] = "characters without whitespace"  # arena.core.style
     return Leaderboards(
         filters=filters,
-        settings={
-            **boot,
-            "both_bad": both_bad,
-            "anchor": anchor,
-            "scale": "400-point; anchor model or mean = 1000",
-            "online_elo": "order-dependent (votes in the order cast), for comparison only",
-            "style_control": {
-                "battles": style.n_battles,
-                "without_style_counts": style.dropped,
-                "constant_features": style.constant,
-                "length": "characters without whitespace",
-            },
-        },
+        settings=settings,
         counts={
             "ratings": len(ratings),
             "votes": len(votes),

@@ -57,8 +57,11 @@ def metrics_wide(metrics: pd.DataFrame) -> pd.DataFrame:
     return wide.join(answers).reset_index()[["model", "answers", *order]]
 
 
-def style_meaning(coefficients: pd.DataFrame, lang: str = "en") -> list[str]:
-    """One sentence per style feature: how often the answer with more of it wins between equal models."""
+def style_meaning(coefficients: pd.DataFrame, lang: str = "en", unit: str = "chars") -> list[str]:
+    """One sentence per style feature: how often the answer with more of it wins between equal models.
+
+    ``unit`` names what length counts: "chars" (the store's counts) or "tokens" (a votes file's tokens_*).
+    """
     from arena.core.i18n import t
 
     def pct(x: float) -> str:
@@ -68,7 +71,13 @@ def style_meaning(coefficients: pd.DataFrame, lang: str = "en") -> list[str]:
     for row in coefficients.itertuples(index=False):
         if row.feature not in ("length", "headers", "lists", "bold") or math.isnan(row.example_win_share):
             continue
-        what = t(lang, f"style_what_{row.feature}", a=int(row.example_a), b=int(row.example_b))
+        what = t(
+            lang,
+            f"style_what_{row.feature}",
+            a=int(row.example_a),
+            b=int(row.example_b),
+            unit=t(lang, f"style_unit_{unit}"),
+        )
         ci = "" if math.isnan(row.example_ci_low) else f"[{pct(row.example_ci_low)}, {pct(row.example_ci_high)}]"
         out.append(t(lang, "style_meaning", what=what, share=pct(row.example_win_share), ci=ci).replace("  ", " "))
     return out
