@@ -250,6 +250,7 @@ def test_researcher_creates_starts_and_pregenerates_in_the_ui(blind_server):
         "round-seed": 4,
         "round-max-tokens": 4,
         "round-dialogs": "emotion-exam-*",
+        "round-sampling": "active",
     }
     created = json.dumps(s.call("rounds_create", _inputs(s, "rounds_create", **fields)), ensure_ascii=False)
     n_items = rounds.count_items(
@@ -278,6 +279,9 @@ def test_researcher_creates_starts_and_pregenerates_in_the_ui(blind_server):
         gens = store.generations_frame(found.id)
     assert found.status == "running" and found.config["options"] == {"max_tokens": 4}
     assert found.config["dialogs"] == ["emotion-exam-*"] and found.seed == 4
+    assert found.config["sampling"] == "active"
+    shown = json.dumps(s.call("rounds_status", _inputs(s, "rounds_status", **{"rounds-pick": "ui-round"})))
+    assert "멈춤 규칙" in json.loads(shown)[3] and "능동 샘플링" in json.loads(shown)[3]  # no votes yet
     assert len(gens) == 2 * n_items and (gens["tokens"] <= 4).all() and gens["error"].isna().all()
 
 

@@ -475,8 +475,13 @@ def test_queue_state_counts_votes_per_item_and_the_annotators_own_judgements(sto
     expected = Counter([kim.item.key, lee.item.key])
     assert state.counts == dict(expected)  # skips do not count towards an item's votes
     assert state.mine == {kim.item.key, skipped.item.key} and state.voted == 1
-    assert store.round_queue_state(rid, "park") == (dict(expected), set(), 0)
-    assert store.round_queue_state(rid, "nobody") == (dict(expected), set(), 0)
+    kim_choice = "a" if kim.item.a_position == "left" else "b"  # the left answer won
+    if kim.item.key == lee.item.key:
+        assert state.choices == {kim.item.key: {kim_choice: 1, "tie": 1}}
+    else:
+        assert state.choices == {kim.item.key: {kim_choice: 1}, lee.item.key: {"tie": 1}}
+    assert store.round_queue_state(rid, "park")[:3] == (dict(expected), set(), 0)
+    assert store.round_queue_state(rid, "nobody")[:3] == (dict(expected), set(), 0)
 
 
 def test_round_cache_keeps_a_round_only_once_every_answer_is_in(store, registry):

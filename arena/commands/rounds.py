@@ -55,6 +55,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--pairs-per-turn", type=int, help="sampled: pairs drawn per turn")
     c.add_argument("--weights", help="sampled: MODEL=WEIGHT,... (default weight 1)")
     c.add_argument("--judgements", type=int, help="independent judgements per item (default 1)")
+    c.add_argument(
+        "--sampling",
+        choices=["uniform", "active"],
+        help="uniform: least-judged items first (default); active: the pair whose next vote most narrows the ranking",
+    )
+    c.add_argument("--min-pair-votes", type=int, help="active: votes every model pair gets first (default 2)")
     c.add_argument("--annotators", help="comma-separated annotator names who judge this round")
     c.add_argument("--seed", type=int, help="seed for pairs and screen sides (default 0)")
     c.add_argument("--max-tokens", type=int, help="pre-generation max_tokens (default: each model's own)")
@@ -131,6 +137,8 @@ def _config_fields(args: argparse.Namespace) -> dict[str, Any]:
         "pairs_per_turn": args.pairs_per_turn,
         "weights": parse_weights(args.weights) if args.weights else None,
         "judgements": args.judgements,
+        "sampling": args.sampling,
+        "min_pair_votes": args.min_pair_votes,
         "annotators": split_list(args.annotators) if args.annotators else None,
         "seed": args.seed,
     }

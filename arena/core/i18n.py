@@ -318,6 +318,45 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "**{name}** ({status}) · items done {done} / {total} · ready {ready} · with a failed answer {failed} · "
         "answers {stored} / {needed} stored · votes {votes} · skips {skips}",
     },
+    "round_sampling": {"ko": "항목 고르는 방식", "en": "Sampling"},
+    "round_sampling_info": {
+        "ko": "능동: 순위가 아직 갈리지 않은 모델 짝에 투표를 먼저 씁니다",
+        "en": "Active: votes go first to the model pairs whose order is still open",
+    },
+    "round_sampling_uniform": {"ko": "균등", "en": "uniform"},
+    "round_sampling_active": {"ko": "능동", "en": "active"},
+    "round_stop_none": {
+        "ko": "**멈춤 규칙** ({sampling} 샘플링): 아직 투표가 없습니다.",
+        "en": "**Stopping rule** ({sampling} sampling): no votes yet.",
+    },
+    "round_stop_all": {
+        "ko": "**멈춤 규칙** ({sampling} 샘플링): 모델 {n}개의 순서가 모두 정해졌습니다 (이웃한 모든 짝의 95% "
+        "신뢰구간이 겹치지 않음). 라운드를 종료해도 됩니다.",
+        "en": "**Stopping rule** ({sampling} sampling): the whole order of the {n} models is settled (every "
+        "adjacent pair's 95% intervals separate). The round can be closed.",
+    },
+    "round_stop_top": {
+        "ko": "**멈춤 규칙** ({sampling} 샘플링): 상위 {k}위까지 순서가 정해졌습니다. 나머지 짝은 아래 표를 "
+        "보세요 (부트스트랩 {n_boot}회).",
+        "en": "**Stopping rule** ({sampling} sampling): the top-{k} order is settled. For the other pairs see "
+        "the table ({n_boot} bootstrap resamples).",
+    },
+    "round_stop_open": {
+        "ko": "**멈춤 규칙** ({sampling} 샘플링): 아직 정해진 순위가 없습니다. 1위와 2위의 신뢰구간이 겹칩니다 "
+        "(부트스트랩 {n_boot}회).",
+        "en": "**Stopping rule** ({sampling} sampling): no place is settled yet; the intervals of the first two "
+        "overlap ({n_boot} bootstrap resamples).",
+    },
+    "round_sep_done": {"ko": "분리됨", "en": "separated"},
+    "round_sep_unknown": {"ko": "추정 불가 (점수 차 없음)", "en": "cannot estimate (no gap)"},
+    "round_sep_more": {"ko": "약 {n}표 더", "en": "about {n} more votes"},
+    "yes": {"ko": "예", "en": "yes"},
+    "no": {"ko": "아니오", "en": "no"},
+    "col_upper": {"ko": "위 모델", "en": "upper model"},
+    "col_lower": {"ko": "아래 모델", "en": "lower model"},
+    "col_gap": {"ko": "점수 차", "en": "gap"},
+    "col_separated": {"ko": "95% 구간 분리", "en": "95% intervals separate"},
+    "col_votes_needed": {"ko": "필요한 투표 (현재 속도로 추정)", "en": "votes still needed (at the current rate)"},
     "col_annotator": {"ko": "평가자", "en": "annotator"},
     "col_votes": {"ko": "투표", "en": "votes"},
     "col_skips": {"ko": "건너뜀", "en": "skips"},

@@ -16,12 +16,12 @@ from arena.core.answers import Context
 from arena.core.dialogs import Dialog
 from arena.core.metrics import Splitter, score_step, split_words
 from arena.stats.style import STYLE_FEATURES
+from arena.store import WINNER_OF_CHOICE
 from backends.base import ToolCall
 
 if TYPE_CHECKING:
     pass
 
-WINNER_OF_CHOICE = {"a": "model_a", "b": "model_b", "tie": "tie", "both_bad": "both_bad"}
 SCORE_GROUPS = ("eval_set", "category", "round")
 # Group labels for ratings outside any round (replay) and dialogs without a category.
 NO_GROUP = {"round": "(no round)", "category": "(none)"}

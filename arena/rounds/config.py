@@ -32,6 +32,11 @@ class RoundConfig(BaseModel):
     pairs_per_turn: int | None = Field(None, ge=1, description="sampled: pairs drawn for each turn")
     weights: dict[str, float] = Field(default_factory=dict, description="sampled: model weights (default 1)")
     judgements: int = Field(1, ge=1, le=1000, description="independent judgements wanted per item")
+    sampling: Literal["uniform", "active"] = Field(
+        "uniform",
+        description="uniform: least-judged items first; active: the pair whose next vote most narrows the ranking",
+    )
+    min_pair_votes: int = Field(2, ge=0, le=1000, description="active: votes every model pair gets first")
     annotators: list[str] = Field(min_length=1, description="who may judge this round")
     seed: int = 0
     options: Options = Field(default_factory=Options, description="sampling options for pre-generation")

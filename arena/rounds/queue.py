@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from arena.rounds.config import RoundConfig, RoundError
 from arena.rounds.pairing import Item, screen_to_choice
 from arena.rounds.workflow import Answers, load_config, load_items, model_names
+from arena.stats.active import Estimate, pair_priorities, win_matrix
 from arena.store import RatingInput, round_state_error
 
 if TYPE_CHECKING:
@@ -41,6 +42,58 @@ def next_item(
     if not candidates:
         return None
     return min(candidates, key=lambda it: (counts.get(it.key, 0), _tiebreak(seed, annotator, it.key)))
+
+
+# Score of the item's model A for each choice; 'both bad' counts as a tie, as the leaderboard's default.
+SCORE_OF_CHOICE = {"a": 1.0, "b": 0.0, "tie": 0.5, "both_bad": 0.5}
+
+
+def pair_outcomes(
+    items: Iterable[Item], choices: Mapping[str, Mapping[str, int]]
+) -> dict[tuple[str, str], tuple[float, int]]:
+    """Votes so far per model pair as {(model_a, model_b): (score of model_a, votes)}, pairs named in order."""
+    out: dict[tuple[str, str], tuple[float, int]] = {}
+    for it in items:
+        got = choices.get(it.key)
+        if not got:
+            continue
+        score = sum(SCORE_OF_CHOICE.get(c, 0.5) * n for c, n in got.items())
+        votes = sum(got.values())
+        a, b = sorted((it.model_a, it.model_b))
+        if a != it.model_a:
+            score = votes - score
+        prev = out.get((a, b), (0.0, 0))
+        out[(a, b)] = (prev[0] + score, prev[1] + votes)
+    return out
+
+
+def active_next_item(
+    items: list[Item],
+    *,
+    models: list[str],
+    annotator: str,
+    quota: int,
+    seed: int,
+    counts: Mapping[str, int],
+    choices: Mapping[str, Mapping[str, int]],
+    done: set[str],
+    ready: set[str],
+    min_pair_votes: int = 2,
+) -> Item | None:
+    """Active sampling: among the items this annotator may get (as next_item), one of the pair whose next
+    vote most reduces the uncertainty of the ranking (arena.stats.active); within the pair the least-judged."""
+    candidates = [it for it in items if it.key in ready and it.key not in done and counts.get(it.key, 0) < quota]
+    if not candidates:
+        return None
+    outcomes = pair_outcomes(items, choices)
+    estimate = Estimate.fit(models, win_matrix(models, outcomes))
+    priority = pair_priorities(estimate, min_pair_votes=min_pair_votes)
+
+    def rank(it: Item) -> tuple[float, int, str]:
+        pair = tuple(sorted((it.model_a, it.model_b)))
+        return (-priority.get(pair, 0.0), counts.get(it.key, 0), _tiebreak(seed, annotator, it.key))
+
+    return min(candidates, key=rank)
 
 
 @dataclass
@@ -97,19 +150,29 @@ class QueueView:
     counts: Counter[str]  # votes per item key
     mine: set[str]  # item keys this annotator voted on or skipped
     voted: int  # votes by this annotator
+    choices: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # votes per item key and choice
 
     def next(self) -> Assignment | None:
         """The next item for this annotator, or None when nothing is left for them."""
         ready = {it.key for it in self.items if self.answers.ready(it)}
-        item = next_item(
-            self.items,
-            annotator=self.annotator,
-            quota=self.config.judgements,
-            seed=self.config.seed,
-            counts=self.counts,
-            done=self.mine,
-            ready=ready,
-        )
+        common = {
+            "annotator": self.annotator,
+            "quota": self.config.judgements,
+            "seed": self.config.seed,
+            "counts": self.counts,
+            "done": self.mine,
+            "ready": ready,
+        }
+        if self.config.sampling == "active":
+            item = active_next_item(
+                self.items,
+                models=list(self.config.models),
+                choices=self.choices,
+                min_pair_votes=self.config.min_pair_votes,
+                **common,
+            )
+        else:
+            item = next_item(self.items, **common)
         if item is None:
             return None
         gen = {m: self.answers.get(item, m)[0] for m in (item.model_a, item.model_b)}  # type: ignore[index]
@@ -157,7 +220,9 @@ def queue_view(
     found, config = _running_for(store, round_, annotator) if running else load_config(store, round_)
     state = store.round_queue_state(found.id, annotator)
     items, answers = (cache or RoundCache()).items_and_answers(store, found.id)
-    return QueueView(found.id, annotator, config, items, answers, Counter(state.counts), state.mine, state.voted)
+    return QueueView(
+        found.id, annotator, config, items, answers, Counter(state.counts), state.mine, state.voted, state.choices
+    )
 
 
 def next_assignment(store: Store, round_: int | str, annotator: str) -> Assignment | None:

@@ -7,11 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from arena.annotation.answers import register_model
 from arena.core.dialogs import Dialog
 from arena.rounds.config import RoundConfig, RoundError
 from arena.rounds.pairing import Item, all_pairs, build_items, select_steps
-from arena.store import NotFound, RoundItemInput, RoundLocked, round_state_error
+from arena.stats import pairwise_leaderboard
+from arena.stats.active import separation, settled_top
+from arena.store import WINNER_OF_CHOICE, NotFound, RoundItemInput, RoundLocked, round_state_error
 
 if TYPE_CHECKING:
     from arena.store import Store
@@ -139,6 +143,38 @@ class RoundStatus:
     answers_failed: int = 0
     per_annotator: dict[str, dict[str, int]] = field(default_factory=dict)
     per_pair: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
+    sampling: str = "uniform"
+    # The stopping rule: the round's BT ranking with 95% CIs, and per adjacent pair whether the intervals
+    # separate and about how many more votes would separate them (arena.stats.active.separation).
+    ranking: pd.DataFrame = field(default_factory=pd.DataFrame)
+    adjacent: pd.DataFrame = field(default_factory=pd.DataFrame)
+    settled: int = 0  # top places whose order is settled (all models when every adjacent pair separates)
+    n_boot: int = 1000
+
+    def stopping_lines(self) -> list[str]:
+        """The stopping rule in plain text: ranking, each adjacent pair, and what is settled."""
+        if self.ranking.empty:
+            return ["ranking: no votes yet"]
+        lines = [f"ranking (Bradley-Terry, 95% CI from {self.n_boot} vote resamples):"]
+        for k, r in enumerate(self.ranking.itertuples(index=False), 1):
+            lines.append(f"  {k}. {r.model}: {r.rating:.1f} [{r.ci_low:.1f}, {r.ci_high:.1f}]")
+        lines.append("adjacent pairs:")
+        for r in self.adjacent.itertuples(index=False):
+            if r.separated:
+                state = "separated"
+            elif r.votes_needed is None or pd.isna(r.votes_needed):
+                state = "overlapping; cannot estimate the votes needed (no gap yet)"
+            else:
+                state = f"overlapping; about {int(r.votes_needed)} more votes at the current rate"
+            lines.append(f"  {r.upper} > {r.lower} (gap {r.gap:.1f}): {state}")
+        n = len(self.ranking)
+        if self.settled >= n:
+            lines.append(f"the whole order of the {n} models is settled: the round can be closed")
+        elif self.settled:
+            lines.append(f"top-{self.settled} order settled")
+        else:
+            lines.append("no place settled yet")
+        return lines
 
     def text(self) -> str:
         """A plain-text report (the CLI's `arena round status`)."""
@@ -152,12 +188,15 @@ class RoundStatus:
             *(f"  {name}: {c['votes']} votes, {c['skips']} skips" for name, c in self.per_annotator.items()),
             "per model pair:",
             *(f"  {a} vs {b}: {c['votes']} votes / {c['items']} items" for (a, b), c in self.per_pair.items()),
+            f"sampling: {self.sampling}",
+            *self.stopping_lines(),
         ]
         return "\n".join(lines)
 
 
-def round_status(store: Store, round_: int | str) -> RoundStatus:
-    """Items done / total, answers stored, and vote counts per annotator and per model pair."""
+def round_status(store: Store, round_: int | str, *, n_boot: int = 1000) -> RoundStatus:
+    """Items done / total, answers stored, vote counts per annotator and per model pair, and the stopping
+    rule (ranking, adjacent pairs separated or the votes still needed, settled top places)."""
     found, config = load_config(store, round_)
     out = RoundStatus(found.name, found.status, config.judgements)
     items = load_items(store, found.id)
@@ -184,6 +223,15 @@ def round_status(store: Store, round_: int | str) -> RoundStatus:
         cell = out.per_pair.setdefault((it.model_a, it.model_b), {"items": 0, "votes": 0})
         cell["items"] += 1
         cell["votes"] += counts.get(it.key, 0)
+    out.sampling = config.sampling
+    votes = store.votes_frame(found.id)
+    if len(votes):
+        votes = votes.assign(winner=votes["choice"].map(WINNER_OF_CHOICE))
+        board = pairwise_leaderboard(votes, n_boot=n_boot, seed=config.seed)
+        out.ranking = board[["model", "rating", "ci_low", "ci_high"]]
+        out.adjacent = separation(board, len(votes))
+        out.settled = settled_top(list(out.adjacent["separated"]))
+    out.n_boot = n_boot
     return out
 
 

@@ -1,6 +1,7 @@
 """The ratings store: SQLAlchemy models, engine, migrations and the Store, the only writer of ratings.db."""
 
 from arena.store.engine import DEFAULT_URL, create_engine, to_url
+from arena.store.models import WINNER_OF_CHOICE
 from arena.store.store import (
     AlreadyExists,
     ItemClosed,
@@ -18,6 +19,7 @@ from arena.store.store import (
 
 __all__ = [
     "DEFAULT_URL",
+    "WINNER_OF_CHOICE",
     "AlreadyExists",
     "ItemClosed",
     "NotFound",

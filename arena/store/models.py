@@ -25,6 +25,8 @@ NAMING_CONVENTION = {
 ROLES = ("annotator", "researcher")
 ROUND_STATUSES = ("draft", "running", "closed")
 VOTE_CHOICES = ("a", "b", "tie", "both_bad")
+# A vote's choice in the statistics' terms (arena.stats: winner in model_a, model_b, tie, both_bad).
+WINNER_OF_CHOICE = {"a": "model_a", "b": "model_b", "tie": "tie", "both_bad": "both_bad"}
 POSITIONS = ("left", "right")
 
 

@@ -131,6 +131,8 @@ class QueueState(NamedTuple):
     counts: dict[str, int]
     mine: set[str]  # item keys this annotator voted on or skipped
     voted: int  # how many of them are votes
+    # Votes per item key and choice ("a", "b", "tie", "both_bad"): what active sampling fits BT on.
+    choices: dict[str, dict[str, int]] = {}
 
 
 class RatedAnswer(NamedTuple):
@@ -1043,12 +1045,16 @@ class Store:
             ]
 
     def round_queue_state(self, round_id: int, annotator: str) -> QueueState:
-        """Votes per item of a round, and what ``annotator`` has voted on or skipped there.
+        """Votes per item (and per choice) of a round, and what ``annotator`` has voted on or skipped there.
 
         What the blind queue needs on every request, aggregated in the database: reading every
         judgement of the round instead grew with the round (20,000 rows at 100 annotators x 200 items).
         """
-        counts = sa.select(Vote.item_key, sa.func.count()).where(Vote.round_id == round_id).group_by(Vote.item_key)
+        counts = (
+            sa.select(Vote.item_key, Vote.choice, sa.func.count())
+            .where(Vote.round_id == round_id)
+            .group_by(Vote.item_key, Vote.choice)
+        )
         with self._reads() as s:
             annotator_id = s.scalar(sa.select(Annotator.id).where(Annotator.name == annotator))
             voted = set(
@@ -1057,7 +1063,11 @@ class Store:
             skipped = set(
                 s.scalars(sa.select(Skip.item_key).where(Skip.round_id == round_id, Skip.annotator_id == annotator_id))
             )
-            return QueueState({k: n for k, n in s.execute(counts).all()}, voted | skipped, len(voted))
+            choices: dict[str, dict[str, int]] = {}
+            for key, choice, n in s.execute(counts).all():
+                choices.setdefault(key, {})[choice] = n
+            totals = {k: sum(c.values()) for k, c in choices.items()}
+            return QueueState(totals, voted | skipped, len(voted), choices)
 
     @staticmethod
     def _round_id(session: Session, round_: int | str) -> int:

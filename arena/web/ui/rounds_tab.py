@@ -73,6 +73,33 @@ def create_error(lang: str, name: str | None, exc: Exception) -> str:
     return error_text(lang, exc).removeprefix("⚠️ ")
 
 
+def stopping_text(lang: str, st: rounds.RoundStatus) -> str:
+    """The stopping rule in a sentence: what is settled, and how the round samples its pairs."""
+    sampling = t(lang, f"round_sampling_{st.sampling}")
+    if st.ranking.empty:
+        return t(lang, "round_stop_none", sampling=sampling)
+    n = len(st.ranking)
+    key = "round_stop_all" if st.settled >= n else "round_stop_top" if st.settled else "round_stop_open"
+    return t(lang, key, n=n, k=st.settled, sampling=sampling, n_boot=st.n_boot)
+
+
+def separation_table(lang: str, st: rounds.RoundStatus) -> pd.DataFrame | None:
+    """One row per adjacent pair of the current ranking: gap, separated or not, votes still needed."""
+    if st.adjacent.empty:
+        return None
+    rows = []
+    for r in st.adjacent.itertuples(index=False):
+        if r.separated:
+            needed = t(lang, "round_sep_done")
+        elif pd.isna(r.votes_needed):
+            needed = t(lang, "round_sep_unknown")
+        else:
+            needed = t(lang, "round_sep_more", n=int(r.votes_needed))
+        rows.append([r.upper, r.lower, f"{r.gap:.1f}", t(lang, "yes" if r.separated else "no"), needed])
+    columns = [t(lang, k) for k in ("col_upper", "col_lower", "col_gap", "col_separated", "col_votes_needed")]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def build(app: gr.Blocks, services: Services, lang: str) -> None:
     """Add the (hidden) rounds tab to the current Tabs and wire its events."""
     with gr.Tab(t(lang, "tab_rounds"), id="rounds", visible=False, elem_id="rounds-tab") as panel:
@@ -83,6 +110,8 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         with gr.Row():
             per_annotator = gr.Dataframe(interactive=False, elem_id="rounds-per-annotator")
             per_pair = gr.Dataframe(interactive=False, elem_id="rounds-per-pair")
+        stopping = gr.Markdown(elem_id="rounds-stopping")
+        separation = gr.Dataframe(interactive=False, wrap=True, elem_id="rounds-separation")
         # Enabled by _status for the selected round's state only (rounds.ROUND_ACTIONS).
         with gr.Row():
             start_btn = gr.Button(t(lang, "rounds_start"), elem_id="rounds-start", interactive=False)
@@ -123,6 +152,13 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
                 judgements = gr.Number(
                     1, precision=0, minimum=1, label=t(lang, "round_judgements"), elem_id="round-judgements"
                 )
+                sampling = gr.Radio(
+                    [(t(lang, "round_sampling_uniform"), "uniform"), (t(lang, "round_sampling_active"), "active")],
+                    value="uniform",
+                    label=t(lang, "round_sampling"),
+                    info=t(lang, "round_sampling_info"),
+                    elem_id="round-sampling",
+                )
                 seed = gr.Number(0, precision=0, label=t(lang, "round_seed"), elem_id="round-seed")
                 max_tokens = gr.Number(
                     0, precision=0, minimum=0, label=t(lang, "round_max_tokens"), elem_id="round-max-tokens"
@@ -135,7 +171,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
 
     denied = {message: t(lang, "rounds_researchers_only")}
     buttons = {"start": start_btn, "pregen": pregen_btn, "close": close_btn, "reopen": reopen_btn}
-    status_outputs = [summary, per_annotator, per_pair, *buttons.values(), confirm_row]
+    status_outputs = [summary, per_annotator, per_pair, stopping, separation, *buttons.values(), confirm_row]
 
     def _buttons(status: str | None) -> dict[Any, Any]:
         allowed = rounds.allowed_actions(status)
@@ -146,7 +182,14 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
 
     def _status(round_name: str | None) -> dict[Any, Any]:
         if not round_name:
-            return {summary: "", per_annotator: None, per_pair: None, **_buttons(None)}
+            return {
+                summary: "",
+                per_annotator: None,
+                per_pair: None,
+                stopping: "",
+                separation: None,
+                **_buttons(None),
+            }
         st = rounds.round_status(services.store, round_name)
         by_annotator = pd.DataFrame(
             [[n, c["votes"], c["skips"]] for n, c in st.per_annotator.items()],
@@ -170,7 +213,14 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
             votes=st.votes,
             skips=st.skips,
         )
-        return {summary: text, per_annotator: by_annotator, per_pair: by_pair, **_buttons(st.status)}
+        return {
+            summary: text,
+            per_annotator: by_annotator,
+            per_pair: by_pair,
+            stopping: stopping_text(lang, st),
+            separation: separation_table(lang, st),
+            **_buttons(st.status),
+        }
 
     def _round_choices(value: str | None = None) -> dict[Any, Any]:
         names = [r.name for r in services.store.list_rounds()]
@@ -213,6 +263,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
         seed_value: float,
         tokens: float | None,
         people: list[str],
+        sampling_value: str = "uniform",
     ) -> dict[Any, Any]:
         if not researcher(request):
             return denied
@@ -226,6 +277,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
                 "models": chosen or [],
                 "pairing": pairing_value,
                 "judgements": int(n_judgements or 1),
+                "sampling": sampling_value or "uniform",
                 "annotators": people or [],
                 "seed": int(seed_value or 0),
                 "options": {"max_tokens": int(tokens)} if tokens else {},
@@ -361,6 +413,7 @@ def build(app: gr.Blocks, services: Services, lang: str) -> None:
             seed,
             max_tokens,
             annotators,
+            sampling,
         ],
         [pick, *status_outputs, message],
         api_name="rounds_create",
