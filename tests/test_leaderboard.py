@@ -483,7 +483,8 @@ def test_leaderboard_tab_builds_and_computes(with_data: bool, filled, tmp_path: 
             style = shown["lb-style-control"]
             assert set(style["model"]) == {"ko-strong", "ko-mid", "ko-weak"}
             assert {"style-controlled rating", "style-controlled 95% CI", "change"} <= set(style.columns)
-            assert "equally rated models" in " ".join(shown["lb-style-coefficients"]["meaning"])
+            coefficients = shown["lb-style-coefficients"]["value"]  # a fitted update: the sentences wrap
+            assert "equally rated models" in " ".join(coefficients["meaning"])
             assert [value for _, value in shown["lb-round"]["choices"]] == ["", "r1", "r2"]  # rounds made after build
             assert len(shown["lb-pairwise-plot"].data) == 2  # BT with error bars + online Elo for comparison
             assert shown["lb-metric-plot"].data[0].x is not None and len(shown["lb-metric-plot"].data[0].x) == 3
@@ -533,4 +534,15 @@ def test_leaderboard_tab_in_the_browser(tiny_models, tmp_path: Path, dialogs: li
             expect(page.locator("#lb-pairwise-plot .js-plotly-plot")).to_be_visible(timeout=30_000)
             expect(page.locator("#lb-win-rate-plot .js-plotly-plot")).to_be_visible(timeout=30_000)
             page.screenshot(path=str(artifacts / "leaderboard.png"), full_page=True)
+            # Raw and style-controlled ratings side by side, with what each coefficient means.
+            expect(page.locator("#lb-style-control")).to_contain_text("스타일 보정 점수", timeout=30_000)
+            expect(page.locator("#lb-style-coefficients")).to_contain_text("실력이 같은 모델끼리")
+            page.locator("#lb-style-coefficients").scroll_into_view_if_needed()
+            page.screenshot(path=str(artifacts / "leaderboard-style.png"), full_page=True)
+            en = browser.new_page(viewport={"width": 1400, "height": 1800})
+            login(en, url + "en/", "lead", "pw-1234")
+            en.get_by_role("tab", name="Leaderboard").click()
+            expect(en.locator("#lb-style-control")).to_contain_text("style-controlled rating", timeout=120_000)
+            expect(en.locator("#lb-style-coefficients")).to_contain_text("equally rated models")
+            en.screenshot(path=str(artifacts / "leaderboard-style-en.png"), full_page=True)
             browser.close()

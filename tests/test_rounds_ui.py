@@ -20,6 +20,7 @@ pytestmark = pytest.mark.slow
 ARTIFACTS = ROOT / "test-artifacts"
 ROUND = "주간-상태"
 KEYS_ROUND = "키보드-라운드"
+ACTIVE_ROUND = "능동-라운드"
 BUTTONS = ("start", "pregen", "close", "reopen")
 
 
@@ -30,9 +31,19 @@ def rounds_server(tiny_models, tmp_path_factory):
     config = write_models_yaml(tmp / "models.yaml", tiny_models, max_tokens=4)
     registry = registry_of(config)
     with Store.open(db) as store:
-        for name in ("kim", "park"):
+        for name in ("kim", "park", "choi", "jung"):
             store.add_annotator(name, "pw-1234")
         store.add_annotator("lead", "pw-1234", role="researcher")
+        # An active round with votes, for the stopping rule (made first: the tab opens on the newest round).
+        rid, _ = make_round(store, registry, ACTIVE_ROUND, annotators=["choi", "jung"], judgements=2, sampling="active")
+        store_answers(store, rid)
+        for k in range(40):
+            name = ("choi", "jung")[k % 2]
+            if (a := rounds.next_assignment(store, rid, name)) is None:
+                break
+            polyglot = "left" if a.item.left_model == "polyglot-tiny" else "right"
+            llama = "right" if polyglot == "left" else "left"
+            rounds.submit_judgement(store, a, name, (polyglot, polyglot, llama, "tie")[k % 4])
         # A one-turn draft: pre-generating it is two short answers of the tiny models.
         make_round(store, registry, ROUND, start=False, annotators=["kim"], dialogs=["emotion-koalpaca-sample-01"])
         # A running round with stored answers, for the keyboard test.
@@ -227,3 +238,34 @@ def test_blind_keys_do_nothing_on_other_tabs(rounds_server):
         browser.close()
     with Store.open(db) as store:
         assert len(store.votes_frame()) == before
+
+
+def test_round_status_shows_the_stopping_rule(rounds_server):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, db = rounds_server
+    ARTIFACTS.mkdir(exist_ok=True)
+    with Store.open(db) as store:
+        status = rounds.round_status(store, ACTIVE_ROUND)
+    assert status.votes > 0 and len(status.adjacent) == 1
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        for lang, tab, words, column in (
+            ("", "라운드 관리", ("멈춤 규칙", "능동 샘플링"), "95% 구간 분리"),
+            ("en/", "Rounds", ("Stopping rule", "active sampling"), "95% intervals separate"),
+        ):
+            page = browser.new_context(viewport={"width": 1400, "height": 1400}).new_page()
+            login(page, url + lang, "lead", "pw-1234")
+            page.get_by_role("tab", name=tab).click()
+            expect(page.locator("#rounds-summary")).to_contain_text(KEYS_ROUND, timeout=60_000)
+            _pick(page, ACTIVE_ROUND)
+            for word in words:
+                expect(page.locator("#rounds-stopping")).to_contain_text(word, timeout=30_000)
+            table = page.locator("#rounds-separation")
+            expect(table).to_contain_text("polyglot-tiny", timeout=30_000)
+            expect(table).to_contain_text(column)
+            expect(table).to_contain_text(("약 ", "about ")[bool(lang)])  # overlapping, with an estimate
+            page.get_by_text(("새 라운드 만들기", "Create a round")[bool(lang)]).click()  # the sampling choice
+            expect(page.locator("#round-sampling")).to_contain_text(("능동", "active")[bool(lang)])
+            page.screenshot(path=str(ARTIFACTS / f"rounds-stopping{'-en' if lang else ''}.png"), full_page=True)
+        browser.close()

@@ -258,6 +258,8 @@ def build(services: Services, lang: str, tab: gr.Tab | None = None, recall: Reca
             return {status: t(lang, "lb_error", error=exc)}
         out: dict[Any, Any] = {shown[name]: value for name, value in leaderboard_views(boards, lang).items()}
         out[shown["metrics"]] = fitted(out[shown["metrics"]])  # one column per metric: wider than the page
+        if not out[shown["style_coefficients"]].empty:  # the meaning sentences wrap instead of running off
+            out[shown["style_coefficients"]] = fitted(out[shown["style_coefficients"]])
         n = boards.counts
         out[status] = t(
             lang,
