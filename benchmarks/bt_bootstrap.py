@@ -1,23 +1,55 @@
-"""Time Bradley-Terry fit + bootstrap: arena.stats against plain per-vote logistic-regression references.
+"""Time Bradley-Terry and style control, fit + bootstrap: arena.stats against evalica and per-battle references.
 
-    .venv/bin/python benchmarks/bt_bootstrap.py [--models 20] [--votes 100000] [--rounds 1000] [--ref-rounds 20]
+    .venv/bin/python benchmarks/bt_bootstrap.py [--models 30] [--votes 100000] [--rounds 1000]
+        [--ref-rounds 10] [--repeats 3] [--seed 0]
 
-References resample rows and refit each replicate, the way FastChat's first notebooks did; they run
-``--ref-rounds`` replicates and the table projects their time to ``--rounds``. "max |diff|" compares point
-ratings with arena.stats (400-point scale, mean 1000). scipy's L-BFGS row appears only when scipy is installed.
+One run, one set of simulated battles (known strengths, 10% ties; style counts planted so that the
+winner's answer tends to be longer and more formatted) for every row:
+
+- single fit: ``pairwise_leaderboard(votes, n_boot=0)`` (what a leaderboard refresh does, online Elo and
+  W/T/L record included), the bare ``bradley_terry`` fit, evalica's ``bradley_terry`` (Rust, Newman's
+  iteration, ties half a win each way as its ``tie_weight=0.5`` default), and plain per-vote logistic
+  regressions (numpy IRLS; scipy L-BFGS-B as FastChat's ``fit_bt``);
+- ``--rounds`` bootstraps: ``bt_bootstrap`` against ``evalica.bootstrap`` (scipy's percentile bootstrap,
+  one evalica fit per resample; its default BCa would add a 100k-fit jackknife) and the per-vote refits;
+- style control: ``style_control`` against a reference that does what FastChat's
+  ``compute_bootstrap_style_control`` does: per battle, model +-1 columns and the standardised
+  ``(x_a - x_b) / (x_a + x_b + 1)`` style columns, one L2-penalised logistic fit by scipy L-BFGS-B, refitted
+  on every resample of battles (single process here; FastChat spreads replicates over a process pool).
+  At 100k battles L-BFGS-B stops on scipy's default relative-reduction test after ~19 iterations, so
+  FastChat's own options (maxiter 100, gtol 1e-6) would give the same fits and times.
+
+References run ``--ref-rounds`` resamples and project linearly: single fit + per-resample time x ``--rounds``.
+Every timing is repeated ``--repeats`` times: the table gives the median and the min-max spread, and
+"ratio" is the median over the median of the section's first arena row (above 1: the arena is faster).
+evalica's inputs (names and its Winner values) are prepared outside its timing; the arena's timings
+include reading the votes frame.
+
+"max |diff|" compares point ratings with the arena's on the 400-point scale, mean 1000: the logistic
+references are natural-log strengths (x 400 / ln 10, re-centred); evalica's scores are strengths pi with
+P(i beats j) = pi_i / (pi_i + pi_j), so its rating is 400 * log10(pi), re-centred to mean 1000. The arena
+adds an L2 penalty of 1e-3 on the natural-log strengths (the references use the same); evalica has none
+and stops at its default tolerance 1e-6.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from arena import stats
+from arena.stats.style import STYLE_FEATURES, style_control
 
 L2 = 1e-3
 
@@ -35,6 +67,24 @@ def simulate(n_models: int, n_votes: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame({"model_a": names[a], "model_b": names[b], "winner": winner})
 
 
+def with_style(votes: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Add style counts: lengths 100-1500 characters and Poisson markdown counts, more of both for winners.
+
+    The counts are drawn given the outcome, so the battles (and every BT row) stay the same.
+    """
+    rng = np.random.default_rng([seed, 1])
+    n = len(votes)
+    won_a = (votes["winner"] == "model_a").to_numpy()
+    won_b = (votes["winner"] == "model_b").to_numpy()
+    out = votes.copy()
+    for side, won in (("a", won_a), ("b", won_b)):
+        out[f"length_{side}"] = np.minimum(rng.integers(100, 1501, n) * np.where(won, 1.2, 1.0), 1500).astype(int)
+        out[f"headers_{side}"] = rng.poisson(np.where(won, 1.3, 1.0))
+        out[f"lists_{side}"] = rng.poisson(np.where(won, 3.5, 3.0))
+        out[f"bold_{side}"] = rng.poisson(1.5, n)  # no effect: its coefficient should come out near 0
+    return out
+
+
 def design(votes: pd.DataFrame) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Per-vote design matrix (+1 for model_a, -1 for model_b) and targets (1, 0.5, 0)."""
     models = sorted(set(votes["model_a"]) | set(votes["model_b"]))
@@ -45,6 +95,15 @@ def design(votes: pd.DataFrame) -> tuple[list[str], np.ndarray, np.ndarray]:
     x[rows, votes["model_b"].map(index).to_numpy()] = -1.0
     y = votes["winner"].map({"model_a": 1.0, "model_b": 0.0, "tie": 0.5}).to_numpy()
     return models, x, y
+
+
+def style_design(votes: pd.DataFrame) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """FastChat's style design: model +-1 columns, then standardised normalised style differences."""
+    models, x, y = design(votes)
+    xa = votes[[f"{f}_a" for f in STYLE_FEATURES]].to_numpy(dtype=float)
+    xb = votes[[f"{f}_b" for f in STYLE_FEATURES]].to_numpy(dtype=float)
+    raw = (xa - xb) / (xa + xb + 1.0)
+    return models, np.hstack([x, (raw - raw.mean(axis=0)) / raw.std(axis=0)]), y
 
 
 def newton_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -64,7 +123,7 @@ def newton_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def lbfgs_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """scipy L-BFGS-B on the per-vote loss, as FastChat's rating_systems.fit_bt does (weights = 1)."""
+    """scipy L-BFGS-B on the per-vote loss, as FastChat's rating_systems.fit_bt and fit_contextual_bt do."""
     from scipy.optimize import minimize
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
@@ -76,89 +135,162 @@ def lbfgs_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def to_scale(theta: np.ndarray) -> np.ndarray:
+    """Natural-log strengths -> 400-point scale, mean 1000."""
     r = theta * 400.0 / math.log(10.0)
     return r - r.mean() + 1000.0
 
 
-def run_reference(
+def timed(fn: Callable[[], Any], repeats: int) -> tuple[list[float], Any]:
+    """Seconds of each of ``repeats`` calls, and the last call's result."""
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return times, result
+
+
+def resampled(
     fit: Callable[[np.ndarray, np.ndarray], np.ndarray], x: np.ndarray, y: np.ndarray, rounds: int, seed: int
-) -> tuple[np.ndarray, float, float]:
-    """(point ratings, fit seconds, bootstrap seconds for ``rounds`` replicates)."""
-    start = time.perf_counter()
-    point = to_scale(fit(x, y))
-    fitted = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    for _ in range(rounds):
-        idx = rng.integers(0, len(y), len(y))
-        fit(x[idx], y[idx])
-    return point, fitted - start, time.perf_counter() - fitted
+) -> Callable[[], None]:
+    """A call that refits ``rounds`` row resamples, the way FastChat's bootstraps do."""
+
+    def run() -> None:
+        rng = np.random.default_rng(seed)
+        for _ in range(rounds):
+            idx = rng.integers(0, len(y), len(y))
+            fit(x[idx], y[idx])
+
+    return run
+
+
+def project(fit_s: list[float], boot_s: list[float], run: int, rounds: int) -> list[float]:
+    """Seconds for a point fit plus ``rounds`` resamples, from runs of ``run`` resamples."""
+    fit = statistics.median(fit_s)
+    return [fit + s / max(run, 1) * rounds for s in boot_s]
 
 
 def main() -> None:
-    """Print one table row per implementation."""
+    """Print one table: what, seconds (median, spread), ratio to the arena, max |diff| of point ratings."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=int, default=20)
+    parser.add_argument("--models", type=int, default=30)
     parser.add_argument("--votes", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=1000)
-    parser.add_argument("--ref-rounds", type=int, default=20)
+    parser.add_argument("--ref-rounds", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    rounds, ref, reps = args.rounds, args.ref_rounds, args.repeats
 
-    votes = simulate(args.models, args.votes, args.seed)
-    rows = []
+    votes = with_style(simulate(args.models, args.votes, args.seed), args.seed)
+    # (section, what, seconds per repeat, max |diff| or NaN)
+    rows: list[tuple[str, str, list[float], float]] = []
 
-    start = time.perf_counter()
-    point = stats.bradley_terry(votes, l2=L2)
-    fitted = time.perf_counter()
-    boot = stats.bt_bootstrap(votes, n_boot=args.rounds, seed=args.seed, l2=L2)
-    done = time.perf_counter()
-    models = list(point)
-    ours = np.array([point[m] for m in models])
-    width = (boot.quantile(0.975) - boot.quantile(0.025)).mean()
+    # ----------------------------------------------------------------------------------- single BT fit
+    lb_s, board = timed(lambda: stats.pairwise_leaderboard(votes, n_boot=0, l2=L2), reps)
+    point = board.set_index("model")["rating"].sort_index()
+    models = list(point.index)
+    ours = point.to_numpy()
+    rows.append(("single fit", "arena pairwise_leaderboard(n_boot=0): refresh, incl. online Elo", lb_s, math.nan))
+    bt_s, bt = timed(lambda: stats.bradley_terry(votes, l2=L2), reps)
     rows.append(
-        (
-            "arena.stats (cells + multinomial + batched Newton)",
-            fitted - start,
-            args.rounds,
-            done - fitted,
-            done - fitted,
-            0.0,
-        )
+        ("single fit", "arena bradley_terry", bt_s, float(np.abs(np.array([bt[m] for m in models]) - ours).max()))
     )
 
-    _, x, y = design(votes)
-    refs: list[tuple[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]] = [
-        ("per-vote logistic regression, numpy IRLS", newton_rows)
-    ]
+    evalica: Any = None
     try:
-        import scipy  # noqa: F401
-
-        refs.append(("per-vote logistic regression, scipy L-BFGS-B", lbfgs_rows))
+        import evalica
     except ImportError:
+        rows.append(("single fit", "evalica bradley_terry (skipped: make bench)", [math.nan], math.nan))
+    if evalica is not None:
+        xs, ys = votes["model_a"].tolist(), votes["model_b"].tolist()
+        to_winner = {"model_a": evalica.Winner.X, "model_b": evalica.Winner.Y, "tie": evalica.Winner.Draw}
+        winners = [to_winner[w] for w in votes["winner"]]
+        ev_s, ev = timed(lambda: evalica.bradley_terry(xs, ys, winners), reps)
+        ev_r = 400.0 * np.log10(ev.scores.reindex(models).to_numpy())
+        ev_r = ev_r - ev_r.mean() + 1000.0
+        rows.append(("single fit", "evalica bradley_terry (Rust)", ev_s, float(np.abs(ev_r - ours).max())))
+
+    _, x, y = design(votes)
+    refs = [
+        ("per-vote logistic regression, numpy IRLS", newton_rows),
+        ("per-vote logistic regression, scipy L-BFGS-B", lbfgs_rows),
+    ]
+    ref_fit: dict[str, list[float]] = {}
+    for name, fit in refs:
+        fit_s, theta = timed(lambda fit=fit: fit(x, y), reps)
+        ref_fit[name] = fit_s
+        rows.append(("single fit", name, fit_s, float(np.abs(to_scale(theta) - ours).max())))
+
+    # --------------------------------------------------------------------------------- BT bootstraps
+    section = f"{rounds} bootstraps"
+    boot_s, boot = timed(lambda: stats.bt_bootstrap(votes, n_boot=rounds, seed=args.seed, l2=L2), reps)
+    width = (boot.quantile(0.975) - boot.quantile(0.025)).mean()
+    rows.append((section, "arena bt_bootstrap (cells + multinomial + batched Newton)", boot_s, math.nan))
+    if evalica is not None:
+        run_s, _ = timed(
+            lambda: evalica.bootstrap(
+                evalica.bradley_terry,
+                xs,
+                ys,
+                winners,
+                n_resamples=ref,
+                bootstrap_method="percentile",
+                random_state=args.seed,
+            ),
+            reps,
+        )
+        # evalica.bootstrap fits the full data once, then once per resample.
+        per = [max(s - statistics.median(ev_s), 0.0) for s in run_s]
         rows.append(
             (
-                "per-vote logistic regression, scipy L-BFGS-B (skipped: no scipy)",
-                math.nan,
-                0,
-                math.nan,
-                math.nan,
+                section,
+                f"evalica bootstrap, percentile ({ref} run, projected)",
+                project(ev_s, per, ref, rounds),
                 math.nan,
             )
         )
     for name, fit in refs:
-        ref_point, fit_s, boot_s = run_reference(fit, x, y, args.ref_rounds, args.seed)
-        projected = boot_s / max(args.ref_rounds, 1) * args.rounds
-        rows.append((name, fit_s, args.ref_rounds, boot_s, projected, float(np.abs(ref_point - ours).max())))
+        run_s, _ = timed(resampled(fit, x, y, ref, args.seed), reps)
+        rows.append((section, f"{name} ({ref} run, projected)", project(ref_fit[name], run_s, ref, rounds), math.nan))
+
+    # --------------------------------------------------------------------------------- style control
+    sc_s, sc = timed(lambda: style_control(votes, n_boot=0, l2=L2), reps)
+    sc_point = sc.ratings.set_index("model")["rating"].sort_index().to_numpy()
+    rows.append(("style control, single fit", "arena style_control(n_boot=0)", sc_s, math.nan))
+    _, sx, sy = style_design(votes)
+    sfit_s, sparams = timed(lambda: lbfgs_rows(sx, sy), reps)
+    s_diff = float(np.abs(to_scale(sparams[: len(models)]) - sc_point).max())
+    coef_diff = float(np.abs(sparams[len(models) :] - sc.coefficients["coef"].to_numpy()).max())
+    rows.append(("style control, single fit", "per-battle L-BFGS-B (FastChat compute_style_control)", sfit_s, s_diff))
+    section = f"style control, {rounds} bootstraps"
+    scb_s, _ = timed(lambda: style_control(votes, n_boot=rounds, seed=args.seed, l2=L2), reps)
+    rows.append((section, "arena style_control (batched Newton, warm start)", scb_s, math.nan))
+    run_s, _ = timed(resampled(lbfgs_rows, sx, sy, ref, args.seed), reps)
+    rows.append(
+        (section, f"L-BFGS-B refit per resample ({ref} run, projected)", project(sfit_s, run_s, ref, rounds), math.nan)
+    )
 
     print(
-        f"{args.models} models, {args.votes} votes, {args.rounds} bootstrap rounds "
-        f"(mean 95% CI width from arena.stats: {width:.1f} points)\n"
+        f"{args.models} models, {args.votes} battles, {rounds} bootstrap rounds, {reps} repeats "
+        f"(mean 95% CI width from arena.stats: {width:.1f} points; style coefficients: "
+        + ", ".join(f"{f} {c:+.3f}" for f, c in zip(sc.coefficients["feature"], sc.coefficients["coef"]))
+        + f", max |diff| to the L-BFGS reference {coef_diff:.1e})\n"
     )
-    head = ("implementation", "fit s", "rounds run", "boot s", f"s / {args.rounds} rounds", "max abs diff")
+    head = ("what", "s (median)", "min-max", "ratio", "max |diff|")
     print("| " + " | ".join(head) + " |")
     print("|" + "|".join("-" * (len(h) + 2) for h in head) + "|")
-    for name, fit_s, n_run, boot_s, projected, diff in rows:
-        cells = (name, f"{fit_s:.3f}", str(n_run), f"{boot_s:.2f}", f"{projected:.1f}", f"{diff:.1e}")
+    base: dict[str, float] = {}
+    for section, what, seconds, diff in rows:
+        med = statistics.median(seconds)
+        base.setdefault(section, med)
+        cells = (
+            f"{section}: {what}",
+            f"{med:.3f}" if med < 10 else f"{med:.1f}",
+            f"{min(seconds):.3g}-{max(seconds):.3g}",
+            f"{med / base[section]:.2f}" if med / base[section] < 10 else f"{med / base[section]:.0f}",
+            "-" if math.isnan(diff) else f"{diff:.1e}",
+        )
         print("| " + " | ".join(c.rjust(len(h)) if k else c for k, (c, h) in enumerate(zip(cells, head))) + " |")
 
 
