@@ -11,6 +11,8 @@ import pytest
 
 from arena import rounds
 from arena.rounds.pairing import Item
+from arena.rounds.queue import pair_outcomes
+from arena.stats.active import Estimate, pair_priorities, win_matrix
 from arena.store import ItemClosed, Store
 from tests.rounds_helpers import make_round, registry_of, server_models_yaml, store_answers, with_annotators
 
@@ -147,8 +149,16 @@ def test_unvoted_pairs_first_then_the_pair_whose_order_is_open():
             choices[it.key] = {"a": 1} if k < wins else {"b": 1}
             counts[it.key] = 1
     pick = rounds.active_next_item(items, counts=counts, choices=choices, **kw)
-    assert (pick.model_a, pick.model_b) == ("m2", "m3")  # the one adjacent pair whose intervals overlap
+    # m2 and m3 are the one adjacent pair whose intervals overlap: the vote goes to a pair that narrows the
+    # interval of m2 or m3, never to m0-m1 (settled, and neither model is in the open pair).
+    assert {pick.model_a, pick.model_b} & {"m2", "m3"}
+    assert (pick.model_a, pick.model_b) != ("m0", "m1")
     assert counts[pick.key] == 0  # least-judged item of that pair
+    # The served pair is the one pair_priorities ranks first.
+    estimate = Estimate.fit(models, win_matrix(models, pair_outcomes(items, choices)))
+    priorities = pair_priorities(estimate)
+    assert max(priorities, key=priorities.get) == tuple(sorted((pick.model_a, pick.model_b)))
+    assert priorities[("m0", "m1")] < max(priorities.values())
     # A pair under min_pair_votes jumps the queue.
     sparse = {k: v for k, v in choices.items() if not k.startswith("m0|m3|")}
     counts2 = Counter({k: 1 for k in sparse})
